@@ -200,13 +200,24 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+from ansible.template import trust_as_template
 from ansible.utils.vars import combine_vars
 
 from ansible_collections.idcloud.platform.plugins.module_utils.idc import (
+    ALL_VAR_NAMES,
+    HOST_VAR_NAMES,
     IdcValidationError,
     inventory_layout,
     parse_description,
 )
+
+
+def _computed(name, value, computed_names, own_vars):
+    # derived from the (trusted) description file; untagged, ansible-inventory --list would
+    # print {"__ansible_unsafe": ...} for them. The file's own vars keep their tags (!unsafe too).
+    if name in computed_names and name not in own_vars and isinstance(value, str):
+        return trust_as_template(value)
+    return value
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
@@ -224,7 +235,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         except IdcValidationError as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
         self.set_options(direct=source, var_options=self._vars)
-        self._populate(inventory_layout(description))
+        self._populate(description, inventory_layout(description))
 
     def _load_source(self, path):
         # no loader cache, so meta: refresh_inventory sees edits; trusted like any inventory file
@@ -241,14 +252,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             )
         return source
 
-    def _populate(self, layout):
+    def _populate(self, description, layout):
         for group in layout["groups"]:
             self.inventory.add_group(group)
         for parent, children in layout["children"].items():
             for child in children:
                 self.inventory.add_child(parent, child)
         for name, value in layout["all_vars"].items():
-            self.inventory.set_variable("all", name, value)
+            self.inventory.set_variable("all", name, _computed(name, value, ALL_VAR_NAMES, description.vars))
         # hosts first, in description order, so "all" lists them as ops wrote them
         for host in layout["hostvars"]:
             self.inventory.add_host(host)
@@ -256,10 +267,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             for host in hosts:
                 self.inventory.add_child(group, host)
         strict = self.get_option("strict")
-        for host, hostvars in layout["hostvars"].items():
+        for host in description.iter_hosts():
+            hostvars = layout["hostvars"][host.name]
             for name, value in hostvars.items():
-                self.inventory.set_variable(host, name, value)
-            self._construct(host, combine_vars(layout["all_vars"], hostvars), strict)
+                self.inventory.set_variable(host.name, name, _computed(name, value, HOST_VAR_NAMES, host.vars))
+            self._construct(host.name, combine_vars(layout["all_vars"], hostvars), strict)
 
     def _construct(self, host, variables, strict):
         self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)

@@ -39,6 +39,8 @@ DEFAULT_ENDPOINTS = ['https://127.0.0.1:2379']
 # gRPC codes that mean "this endpoint cannot serve now, another one may":
 # 14 UNAVAILABLE (no leader, stopping, not capable), 4 DEADLINE_EXCEEDED.
 FAILOVER_GRPC_CODES = (4, 14)
+# A learner refuses member and kv calls before applying them (etcd 3.6: code 9, HTTP 400).
+LEARNER_REFUSAL = 'not supported for learner'
 
 SHA256_SIZE = 32
 
@@ -253,6 +255,8 @@ class EtcdClient:
     answer; writes (member add/remove/promote, put) fail over only when the
     request cannot have reached etcd (connection refused, TLS refused) or when
     etcd answered UNAVAILABLE, so a write is never sent twice after a timeout.
+    Both fail over when the endpoint is a learner ("rpc not supported for
+    learner"): a joining member's local endpoint can come first in the list.
     """
 
     def __init__(self, endpoints=None, ca_file=None, cert_file=None, key_file=None,
@@ -304,7 +308,7 @@ class EtcdClient:
                 if write and exc.request_sent:
                     raise
             except EtcdError as exc:
-                if exc.code in FAILOVER_GRPC_CODES:
+                if exc.code in FAILOVER_GRPC_CODES or LEARNER_REFUSAL in (exc.message or ''):
                     errors.append(exc)
                     continue
                 raise

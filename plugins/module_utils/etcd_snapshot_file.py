@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import errno
+import fcntl
 import grp
 import hashlib
 import json
@@ -296,6 +298,9 @@ def run_restored(params, run_command, check_mode, now=None):
                          'set force: true to move it aside to %s.bak-<timestamp> and restore' % (data_dir, data_dir))
         return result
 
+    if has_member and data_dir_in_use(data_dir):
+        raise SnapshotError('data_dir %s is in use by a running etcd (member/snap/db is locked); stop etcd '
+                            'before restoring over it with force: true' % data_dir)
     uid, gid = _resolve_ids(params.get('owner'), params.get('group'))
     parent = os.path.dirname(data_dir)
     if not os.path.isdir(parent):
@@ -346,6 +351,25 @@ def run_restored(params, run_command, check_mode, now=None):
         shutil.rmtree(workdir, ignore_errors=True)  # only our own temp dir
     result['cmd'] = argv
     return result
+
+
+def data_dir_in_use(data_dir):
+    """True when a running etcd holds data_dir: bbolt keeps an exclusive flock on member/snap/db."""
+    db = os.path.join(data_dir, 'member', 'snap', 'db')
+    try:
+        fd = os.open(db, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return True
+        raise
+    finally:
+        os.close(fd)
 
 
 def _is_empty_dir(path):

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "ALL_VAR_NAMES",
     "DEFAULT_DOMAIN",
+    "HOST_VAR_NAMES",
     "KNOWN_ROLES",
     "PARENT_GROUPS",
     "PLUGIN_KEYS",
@@ -76,13 +78,14 @@ _TOR_KEYS = ("name", "as", "peer")
 _HOST_KEYS = ("name", "address", "roles", "size", "vars")
 _SIZE_KEYS = ("cpu", "memory_gib")
 
-_HOST_VAR_NAMES = (
-    "idc_room", "idc_rack", "idc_rack_subnet", "idc_rack_gateway", "idc_tor_name", "idc_tor_as",
+# variables the layout computes for each host and for group all
+HOST_VAR_NAMES: tuple[str, ...] = (
+    "ansible_host", "idc_room", "idc_rack", "idc_rack_subnet", "idc_rack_gateway", "idc_tor_name", "idc_tor_as",
     "idc_tor_peer", "idc_node_as", "idc_roles", "idc_cpu", "idc_memory_gib",
 )
-_ALL_VAR_NAMES = ("idc_cluster_name", "idc_pod_cidr", "idc_service_cidr", "idc_node_as", "idc_cluster_domain")
-# names the plugin computes; letting vars set them would make the description lie
-_RESERVED_VARS = frozenset(_HOST_VAR_NAMES + _ALL_VAR_NAMES)
+ALL_VAR_NAMES: tuple[str, ...] = ("idc_cluster_name", "idc_pod_cidr", "idc_service_cidr", "idc_node_as", "idc_cluster_domain")
+# letting vars set these would make the description lie; ansible_host may point at a management address
+_RESERVED_VARS = frozenset(HOST_VAR_NAMES + ALL_VAR_NAMES) - {"ansible_host"}
 
 _CLUSTER_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -96,7 +99,8 @@ class IdcValidationError(ValueError):
 
     def __init__(self, errors: list[str]) -> None:
         self.errors = list(errors)
-        super().__init__(str(self))
+        # the list itself as the argument, so the exception survives pickling between processes
+        super().__init__(self.errors)
 
     def __str__(self) -> str:
         count = len(self.errors)
@@ -314,6 +318,8 @@ class _Checker:
         self.errors: list[str] = []
         # where each parsed room/rack/host came from, so cross checks can point at it
         self.paths: dict[int, str] = {}
+        # a mistyped role leaves a member uncounted; a quorum error on top would only mislead
+        self.role_errors = False
 
     def fail(self, path: str, problem: str, fix: str) -> None:
         self.errors.append(f"{path}: {problem}; fix: {fix}")
@@ -552,6 +558,7 @@ class _Checker:
         if address is not None and subnet is not None:
             self.host_address(f"{path}.address", address, name, rack.name, subnet, gateway, peer)
         roles = self.take(data, "roles", path, self.roles, "[worker]")
+        self.role_errors |= roles is None
         cpu, memory = self.size(data, path)
         host_vars = self.take(data, "vars", path, self.variables, "{node_labels: {disk: ssd}}", required=False)
         host = Host(
@@ -581,6 +588,7 @@ class _Checker:
             self.fail(path, "is empty", f"give the host at least one role: {', '.join(KNOWN_ROLES)}")
             return None
         good: list[str] = []
+        errors_before = len(self.errors)
         for role in roles:
             if not isinstance(role, str) or role not in ROLE_GROUPS:
                 close = difflib.get_close_matches(str(role), KNOWN_ROLES, n=1)
@@ -593,8 +601,7 @@ class _Checker:
         if "etcd" in good and "etcd_spare" in good:
             # a spare stands by to form a new cluster; it cannot also be a member of the live one
             self.fail(path, "a host cannot be both etcd and etcd_spare", "keep one of the two roles")
-            return None
-        return good if len(good) == len(roles) else None
+        return None if len(self.errors) > errors_before else good
 
     def size(self, data: Mapping, path: str):
         size = self.take(data, "size", path, self.mapping, "{cpu: 16, memory_gib: 64}")
@@ -629,8 +636,10 @@ class _Checker:
         self.unique_hosts(desc)
         self.unique_addresses(desc)
         self.disjoint_networks(desc, pod, service)
-        self.quorum(desc, "etcd", allow_zero=False)
-        self.quorum(desc, "etcd_spare", allow_zero=True)
+        # with no rooms or a host's roles unreadable the counts would only add noise
+        if desc.rooms and not self.role_errors:
+            self.quorum(desc, "etcd", allow_zero=False)
+            self.quorum(desc, "etcd_spare", allow_zero=True)
 
     def unique_names(self, items, what: str) -> None:
         # two names can differ yet normalise to the same group, which would merge two locations
@@ -645,7 +654,7 @@ class _Checker:
             seen[name] = path
             if group in groups:
                 self.fail(path, f"{what} name {name} becomes group {group}, like {groups[group]}",
-                          f"rename one of them; group names keep only a-z, 0-9 and '_'")
+                          "rename one of them; group names keep only a-z, 0-9 and '_'")
                 continue
             groups[group] = path
 
@@ -706,5 +715,5 @@ class _Checker:
         elif count % 2 == 0 and count:
             self.fail(f"role {role}", f"{count} hosts have it ({', '.join(members)}), an even number",
                       f"use an odd number of {role} hosts (e.g. {count - 1} or {count + 1}): "
-                      "an even count adds no fault tolerance and risks a split vote")
+                      "an even count survives no more failures than one member fewer, and a half/half split stops it")
 

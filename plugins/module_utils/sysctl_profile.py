@@ -32,6 +32,9 @@ ARGUMENT_SPEC = dict(
     raise_only=dict(type='list', elements='str', default=[]),
 )
 
+ABSENT = 'absent from the running kernel (module not loaded, or not in this network namespace)'
+READ_ONLY = 'read-only here (a global key in a container or network namespace, or a read-only /proc/sys)'
+
 # Keys as sysctl(8) accepts them: dotted, or slashed when a component (a VLAN device) holds a dot.
 _KEY_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:@/+-]*$')
 _INT_RE = re.compile(r'^-?[0-9]+$')
@@ -146,9 +149,7 @@ def plan_profile(values, path, apply=True, raise_only=(), proc_root=PROC_SYS):
         proc_path = key_to_path(key, proc_root)
         if not os.path.isfile(proc_path):
             plan.desired[key] = desired
-            plan.unsupported[key] = (
-                'the running kernel has no %s (a module that is not loaded, a key this kernel '
-                'does not have, or one not present in this network namespace)' % proc_path)
+            plan.unsupported[key] = ABSENT
             continue
         live, reason = read_live(proc_path)
         if reason:
@@ -166,9 +167,7 @@ def plan_profile(values, path, apply=True, raise_only=(), proc_root=PROC_SYS):
         if not apply:
             continue
         if not _writable(proc_path):
-            plan.unsupported[key] = (
-                'read-only here (live %s, wanted %s): not writable in this network namespace, '
-                'container or mount' % (live, desired))
+            plan.unsupported[key] = READ_ONLY
             del plan.drift[key]
             continue
         plan.to_set[key] = desired
@@ -184,7 +183,7 @@ def write_live(key, value, proc_root=PROC_SYS):
         _write_proc(proc_path, value)
     except (IOError, OSError) as exc:
         if exc.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
-            return 'the kernel refused to set it here (%s): not permitted in this container or namespace' % (
+            return 'the kernel refused to set it here (%s; not permitted in this container or namespace)' % (
                 exc.strerror or exc)
         raise SysctlProfileError(
             "the kernel rejected %s = %s (%s): fix the value in the profile or its override"
@@ -260,9 +259,17 @@ class SysctlProfileRunner(object):
                     'sysctl %s: wrote %s but the kernel reads back %s; set the profile value to %s '
                     'or every run will report a change' % (key, plan.to_set[key], written[key], written[key]))
         unsupported = sorted(plan.unsupported)
-        for key in unsupported:
-            self.module.warn('sysctl %s = %s not applied live: %s. It is still written to %s for '
-                             'the next boot' % (key, plan.desired[key], plan.unsupported[key], path))
+        if unsupported:
+            # One warning per run, grouped by reason: a container host has several such keys.
+            groups = {}
+            for key in unsupported:
+                shown = '%s=%s' % (key, plan.desired[key])
+                if key in plan.live and plan.live[key] != plan.desired[key]:
+                    shown += ' (live %s)' % plan.live[key]
+                groups.setdefault(plan.unsupported[key], []).append(shown)
+            self.module.warn('sysctl keys not applied live, still written to %s for the next boot. %s' % (
+                path, ' '.join('%s%s: %s.' % (reason[0].upper(), reason[1:], ', '.join(keys))
+                               for reason, keys in sorted(groups.items()))))
 
         result = dict(
             changed=plan.changed,

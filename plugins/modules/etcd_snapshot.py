@@ -95,6 +95,7 @@ options:
     description:
       - V(restored) restore even when O(data_dir) already holds a member; the old dir is moved aside
         to C(<data_dir>.bak-<timestamp>).
+      - Refused while an etcd process runs on O(data_dir) (its C(member/snap/db) is locked); stop etcd first.
     type: bool
     default: false
   skip_hash_check:

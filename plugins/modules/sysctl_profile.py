@@ -151,7 +151,7 @@ unsupported_reasons:
   description: Why each key in RV(unsupported) was not applied live.
   returned: always
   type: dict
-  sample: {"net.core.netdev_max_backlog": "the running kernel has no /proc/sys/net/core/netdev_max_backlog (...)"}
+  sample: {"net.core.netdev_max_backlog": "absent from the running kernel (module not loaded, or not in this network namespace)"}
 """
 
 from ansible.module_utils.basic import AnsibleModule

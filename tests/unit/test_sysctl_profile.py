@@ -202,7 +202,7 @@ def test_missing_key_warns_and_is_still_written(proc, conf):
     values = dict(PROFILE, **{'net.bridge.bridge-nf-call-iptables': 1})
     result = run(proc, values=values, path=str(conf))
     assert result['unsupported'] == ['net.bridge.bridge-nf-call-iptables']
-    assert 'has no' in result['unsupported_reasons']['net.bridge.bridge-nf-call-iptables']
+    assert 'absent' in result['unsupported_reasons']['net.bridge.bridge-nf-call-iptables']
     assert 'net.bridge.bridge-nf-call-iptables = 1\n' in conf.read_text()
     assert 'net.bridge.bridge-nf-call-iptables' not in result['drift']
     assert not run(proc, values=values, path=str(conf))['changed']
@@ -225,8 +225,7 @@ def test_read_only_key_warns_and_never_reports_changed(monkeypatch, proc, conf):
     for check_mode in (True, False):
         result = run(proc, check_mode=check_mode, values=values, path=str(conf))
         assert result['unsupported'] == ['net.netfilter.nf_conntrack_max']
-        assert 'read-only here (live 262144, wanted 1048576)' in \
-            result['unsupported_reasons']['net.netfilter.nf_conntrack_max']
+        assert result['unsupported_reasons']['net.netfilter.nf_conntrack_max'] == sp.READ_ONLY
         assert 'net.netfilter.nf_conntrack_max' not in result['changed_keys']
     assert live(proc, 'net/netfilter/nf_conntrack_max') == '262144\n'
     assert 'net.netfilter.nf_conntrack_max = 1048576\n' in conf.read_text()
@@ -280,6 +279,23 @@ def test_apply_false_writes_only_the_file(proc, conf):
     assert 'net.core.somaxconn' in result['drift']
     assert live(proc, 'net/core/somaxconn') == '4096\n'
     assert not run(proc, values=PROFILE, path=str(conf), apply=False)['changed']
+
+
+def test_unsupported_keys_give_one_warning_grouped_by_reason(monkeypatch, proc, conf):
+    ro = str(proc / 'net/netfilter/nf_conntrack_max')
+    monkeypatch.setattr(sp, '_writable', lambda path: path != ro)
+    warnings = []
+    args = dict(path=str(conf), values={'net.netfilter.nf_conntrack_max': 1048576, 'net.bridge.bridge-nf-call-iptables': 1,
+                                        'net.core.netdev_max_backlog': 16384, 'vm.swappiness': 0})
+    with patch_module_args(args):
+        module = AnsibleModule(argument_spec=sp.ARGUMENT_SPEC, supports_check_mode=True)
+        monkeypatch.setattr(module, 'warn', warnings.append)
+        sp.SysctlProfileRunner(module, proc_root=str(proc)).run()
+    assert len(warnings) == 1
+    assert 'Absent from the running kernel' in warnings[0]
+    assert 'net.bridge.bridge-nf-call-iptables=1, net.core.netdev_max_backlog=16384.' in warnings[0]
+    assert 'Read-only here' in warnings[0] and 'net.netfilter.nf_conntrack_max=1048576 (live 262144)' in warnings[0]
+    assert str(conf) in warnings[0] and 'vm.swappiness' not in warnings[0]
 
 
 def test_readback_mismatch_warns(monkeypatch, proc, conf):
