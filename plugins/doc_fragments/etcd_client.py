@@ -17,7 +17,9 @@ options:
       - etcd client URLs (C(https://host:port)) of the cluster, tried in order.
       - Reads fail over to the next endpoint on a connection error or when etcd answers UNAVAILABLE
         (no leader); writes fail over only when the request cannot have reached etcd
-        (connection or TLS refused), so a write is never sent twice.
+        (connection or TLS refused) or etcd refused it unapplied (no leader), so a write is never sent twice.
+      - Both skip an endpoint that is a learner (it refuses these calls), so a joining member's own
+        endpoint may come first.
       - The module runs on the etcd host, so the local member is the usual first endpoint.
     type: list
     elements: str

@@ -41,6 +41,8 @@ DEFAULT_ENDPOINTS = ['https://127.0.0.1:2379']
 FAILOVER_GRPC_CODES = (4, 14)
 # A learner refuses member and kv calls before applying them (etcd 3.6: code 9, HTTP 400).
 LEARNER_REFUSAL = 'not supported for learner'
+# UNAVAILABLE answers after which a write may still be applied: never resent elsewhere.
+WRITE_MAYBE_APPLIED = ('timed out', 'timeout', 'leader changed')
 
 SHA256_SIZE = 32
 
@@ -308,7 +310,11 @@ class EtcdClient:
                 if write and exc.request_sent:
                     raise
             except EtcdError as exc:
-                if exc.code in FAILOVER_GRPC_CODES or LEARNER_REFUSAL in (exc.message or ''):
+                message = exc.message or ''
+                retry = exc.code in FAILOVER_GRPC_CODES
+                if write and (exc.code == 4 or any(m in message for m in WRITE_MAYBE_APPLIED)):
+                    retry = False
+                if retry or LEARNER_REFUSAL in message:
                     errors.append(exc)
                     continue
                 raise

@@ -217,23 +217,16 @@ def args(lab, *members, **kw):
     return a
 
 
-def test_list_shows_the_member(lab, tmp_path):
-    m1 = lab.members[0]
-    rc, res = run_module('etcd_member', args(lab, m1, state='list', check_health=True), tmp_path)
-    assert rc == 0, res
-    assert res['changed'] is False
-    assert [(m['name'], m['peer_urls'], m['healthy'], m['is_learner']) for m in res['members']] == [
-        ('m1', [m1.peer_url], True, False)]
-    assert res['members'][0]['id'].isdigit()
-
-
 def test_add_learner_promote_remove(lab, tmp_path):
     m1 = lab.members[0]
     m2 = lab.new_member('m2')
     add = args(lab, m1, name='m2', peer_urls=[m2.peer_url])
 
-    rc, res = run_module('etcd_member', add, tmp_path, check=True)
+    rc, res = run_module('etcd_member', dict(add, check_health=True), tmp_path, check=True)
     assert rc == 0 and res['changed'] is True and res['action'] == 'add'
+    assert [(m['name'], m['peer_urls'], m['healthy'], m['is_learner']) for m in res['members']] == [
+        ('m1', [m1.peer_url], True, False), ('', [m2.peer_url], False, True)]
+    assert res['members'][0]['id'].isdigit() and res['members'][1]['id'] is None
     assert len(lab.client(m1).member_list()) == 1, 'check mode wrote nothing'
 
     rc, res = run_module('etcd_member', add, tmp_path)

@@ -164,6 +164,23 @@ def test_write_not_resent_after_a_timeout():
     assert len(t.calls) == 1
 
 
+def test_write_not_resent_after_server_timeout():
+    timeout = (503, {'code': 14, 'message': 'etcdserver: request timed out'})
+    c, t = client({(EP1, '/v3/cluster/member/remove'): [timeout],
+                   (EP2, '/v3/cluster/member/remove'): [(200, MEMBER_LIST_36)]}, endpoints=(EP1, EP2))
+    with pytest.raises(ec.EtcdError, match='timed out'):
+        c.member_remove(1)
+    assert len(t.calls) == 1
+
+
+def test_write_fails_over_on_no_leader():
+    no_leader = (503, {'code': 14, 'message': 'etcdserver: no leader'})
+    c, t = client({(EP1, '/v3/cluster/member/remove'): [no_leader],
+                   (EP2, '/v3/cluster/member/remove'): [(200, MEMBER_LIST_36)]}, endpoints=(EP1, EP2))
+    c.member_remove(1)
+    assert c.last_endpoint == EP2
+
+
 def test_write_fails_over_when_refused():
     resp = dict(MEMBER_LIST_36, member=MEMBER_LIST_36['members'][1])
     c, t = client({(EP2, '/v3/cluster/member/add'): [(200, resp)]}, endpoints=(EP1, EP2))

@@ -1,0 +1,279 @@
+# -*- coding: utf-8 -*-
+# Copyright: idcloud developers
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: idc
+short_description: Inventory from an IDC description (rooms, racks, ToR switches, hosts)
+version_added: 0.1.0
+author: idcloud developers
+description:
+  - Reads one IDC description, a YAML file that describes a data centre once (cluster CIDRs and
+    BGP AS, rooms, racks with their subnet, gateway and ToR switch, hosts with their roles and
+    sizes), validates the whole of it and turns it into groups and host variables.
+  - Validation runs before any host is added; every problem is reported at once, each naming
+    the field path, the value and the fix. An invalid description adds nothing to the inventory.
+  - 'Role groups: C(etcd), C(etcd_spare), C(kube_control_plane) (role C(control_plane)),
+    C(kube_node) (role C(worker)), C(lb), C(ceph_mon), C(ceph_mgr), C(ceph_osd), C(ceph_mds),
+    C(gluster), C(kafka); they exist even when empty.'
+  - 'Parent groups: C(k8s_cluster) (kube_control_plane, kube_node) and C(storage) (ceph_mon,
+    ceph_mgr, ceph_osd, ceph_mds, gluster). Location groups: C(room_<room>) with child groups
+    C(rack_<rack>), names lowercased with any character outside a-z, 0-9 and _ replaced by _.'
+  - 'Host variables: C(ansible_host), C(idc_room), C(idc_rack), C(idc_rack_subnet),
+    C(idc_rack_gateway), C(idc_tor_name), C(idc_tor_as), C(idc_tor_peer), C(idc_node_as),
+    C(idc_roles), C(idc_cpu), C(idc_memory_gib), then the host''s O(rooms[].racks[].hosts[].vars).
+    Group C(all) gets C(idc_cluster_name), C(idc_pod_cidr), C(idc_service_cidr), C(idc_node_as),
+    C(idc_cluster_domain), then O(vars).'
+  - The file name must end with C(idc.yml) or C(idc.yaml), for example C(idc.yml) or C(bj1.idc.yml).
+  - The full format reference, with every validation rule, is docs/idc-description.md in the collection.
+extends_documentation_fragment:
+  - constructed
+notes:
+  - The file may be encrypted with ansible-vault as a whole, and single values may be C(!vault) strings.
+  - group_vars/ and host_vars/ next to the description still apply, with normal precedence
+    (host variables from this plugin outrank group_vars files, host_vars files outrank them).
+  - The top-level C(lab) section is read only by the lab tool; this plugin ignores its content.
+  - Nothing depends on the current directory, so the same file works from ansible-playbook,
+    ansible-inventory and as an AWX inventory source.
+seealso:
+  - plugin: ansible.builtin.constructed
+    plugin_type: inventory
+options:
+  plugin:
+    description: Marks this file as an IDC description for this plugin.
+    type: str
+    required: true
+    choices: [idcloud.platform.idc]
+  cluster:
+    description: The Kubernetes cluster built in this data centre.
+    type: dict
+    required: true
+    suboptions:
+      name:
+        description: Cluster name; 1-63 lowercase letters, digits and C(-), starting with a letter.
+        type: str
+        required: true
+      pod_cidr:
+        description: Pod network (CIDR, no host bits); must not overlap O(cluster.service_cidr) or any rack subnet.
+        type: str
+        required: true
+      service_cidr:
+        description: Service network (CIDR, no host bits); must not overlap O(cluster.pod_cidr) or any rack subnet.
+        type: str
+        required: true
+      node_as:
+        description: BGP AS number of every server (1..4294967295).
+        type: int
+        required: true
+      domain:
+        description: Cluster DNS domain.
+        type: str
+        default: cluster.local
+  vars:
+    description: Variables for group C(all). Names computed by this plugin (C(idc_*)) are refused.
+    type: dict
+    default: {}
+  lab:
+    description: Settings read only by the lab tool; ignored and not validated by this plugin.
+    type: dict
+  rooms:
+    description: The rooms of the data centre; at least one.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Room name, unique; becomes group C(room_<name>).
+        type: str
+        required: true
+      racks:
+        description: The racks of the room; at least one.
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          name:
+            description: Rack name, unique across all rooms; becomes group C(rack_<name>).
+            type: str
+            required: true
+          subnet:
+            description: The rack's server subnet (CIDR, no host bits).
+            type: str
+            required: true
+          gateway:
+            description: Default gateway of the rack; inside the subnet, not its network or broadcast address.
+            type: str
+            required: true
+          tor:
+            description: The rack's top-of-rack switch, the BGP peer of its servers.
+            type: dict
+            required: true
+            suboptions:
+              name:
+                description: Switch name; defaults to C(tor-<rack>).
+                type: str
+              as:
+                description: BGP AS of the switch (1..4294967295).
+                type: int
+                required: true
+              peer:
+                description: Address the servers peer with; inside the subnet and not the gateway.
+                type: str
+                required: true
+          hosts:
+            description: The servers in the rack; may be empty.
+            type: list
+            elements: dict
+            default: []
+            suboptions:
+              name:
+                description: Host name, unique across the description; a lowercase DNS name (it becomes the node name).
+                type: str
+                required: true
+              address:
+                description: Host address; inside the rack subnet, unique, not the gateway or the ToR peer.
+                type: str
+                required: true
+              roles:
+                description: What the host runs; at least one, each one of the known roles.
+                type: list
+                elements: str
+                required: true
+                choices: [etcd, etcd_spare, control_plane, worker, lb, ceph_mon, ceph_mgr, ceph_osd, ceph_mds, gluster, kafka]
+              size:
+                description: The hardware, used for resource reservations.
+                type: dict
+                required: true
+                suboptions:
+                  cpu:
+                    description: Logical CPUs, a positive integer.
+                    type: int
+                    required: true
+                  memory_gib:
+                    description: Memory in GiB, a positive number.
+                    type: float
+                    required: true
+              vars:
+                description: Host variables; they override the computed ones except the reserved C(idc_*) names.
+                type: dict
+                default: {}
+"""
+
+EXAMPLES = r"""
+# inventories/bj1/idc.yml -- run: ansible-inventory -i inventories/bj1/idc.yml --graph
+plugin: idcloud.platform.idc
+cluster:
+  name: bj1-prod
+  pod_cidr: 10.244.0.0/16
+  service_cidr: 10.96.0.0/16
+  node_as: 64512
+rooms:
+  - name: room-a
+    racks:
+      - name: a01
+        subnet: 10.10.1.0/24
+        gateway: 10.10.1.1
+        tor: {name: tor-a01, as: 65101, peer: 10.10.1.254}
+        hosts:
+          - {name: m1, address: 10.10.1.11, roles: [etcd, control_plane], size: {cpu: 16, memory_gib: 64}}
+          - {name: m2, address: 10.10.1.12, roles: [etcd, control_plane], size: {cpu: 16, memory_gib: 64}}
+          - {name: m3, address: 10.10.1.13, roles: [etcd, control_plane], size: {cpu: 16, memory_gib: 64}}
+          - name: w1
+            address: 10.10.1.21
+            roles: [worker]
+            size: {cpu: 64, memory_gib: 256}
+            vars:
+              node_labels: {disk: nvme}
+
+# The constructed options work as in ansible.builtin.constructed:
+# a group per ToR AS and a variable computed from the size.
+keyed_groups:
+  - key: idc_tor_as | string
+    prefix: tor_as
+compose:
+  big_node: idc_memory_gib >= 256
+"""
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+from ansible.template import trust_as_template
+from ansible.utils.vars import combine_vars
+
+from ansible_collections.idcloud.platform.plugins.module_utils.idc import (
+    ALL_VAR_NAMES,
+    HOST_VAR_NAMES,
+    IdcValidationError,
+    inventory_layout,
+    parse_description,
+)
+
+
+def _computed(name, value, computed_names, own_vars):
+    # derived from the (trusted) description file; untagged, ansible-inventory --list would
+    # print {"__ansible_unsafe": ...} for them. The file's own vars keep their tags (!unsafe too).
+    if name in computed_names and name not in own_vars and isinstance(value, str):
+        return trust_as_template(value)
+    return value
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable):
+    NAME = "idcloud.platform.idc"
+
+    def verify_file(self, path):
+        # the name decides, so plain YAML inventories in the same tree stay with the yaml plugin
+        return super().verify_file(path) and path.endswith(("idc.yml", "idc.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache=cache)
+        source = self._load_source(path)
+        try:
+            description = parse_description(source)
+        except IdcValidationError as exc:
+            raise AnsibleParserError(f"{path}: {exc}") from None
+        self.set_options(direct=source, var_options=self._vars)
+        self._populate(description, inventory_layout(description))
+
+    def _load_source(self, path):
+        # no loader cache, so meta: refresh_inventory sees edits; trusted like any inventory file
+        try:
+            source = self.loader.load_from_file(path, cache="none", trusted_as_template=True)
+        except Exception as exc:
+            raise AnsibleParserError(f"{path}: cannot read the IDC description: {exc}") from exc
+        if not isinstance(source, Mapping):
+            raise AnsibleParserError(f"{path}: expected a mapping with plugin: {self.NAME}, got {type(source).__name__}")
+        if source.get("plugin") != self.NAME:
+            # not ours: let the next enabled inventory plugin try this file
+            raise AnsibleParserError(
+                f"{path}: plugin is {source.get('plugin')!r}, not {self.NAME}; fix: set plugin: {self.NAME}"
+            )
+        return source
+
+    def _populate(self, description, layout):
+        for group in layout["groups"]:
+            self.inventory.add_group(group)
+        for parent, children in layout["children"].items():
+            for child in children:
+                self.inventory.add_child(parent, child)
+        for name, value in layout["all_vars"].items():
+            self.inventory.set_variable("all", name, _computed(name, value, ALL_VAR_NAMES, description.vars))
+        # hosts first, in description order, so "all" lists them as ops wrote them
+        for host in layout["hostvars"]:
+            self.inventory.add_host(host)
+        for group, hosts in layout["groups"].items():
+            for host in hosts:
+                self.inventory.add_child(group, host)
+        strict = self.get_option("strict")
+        for host in description.iter_hosts():
+            hostvars = layout["hostvars"][host.name]
+            for name, value in hostvars.items():
+                self.inventory.set_variable(host.name, name, _computed(name, value, HOST_VAR_NAMES, host.vars))
+            self._construct(host.name, combine_vars(layout["all_vars"], hostvars), strict)
+
+    def _construct(self, host, variables, strict):
+        self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)
+        self._add_host_to_composed_groups(self.get_option("groups"), variables, host, strict=strict)
+        self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, host, strict=strict)

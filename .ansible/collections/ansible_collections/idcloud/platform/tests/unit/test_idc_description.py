@@ -1,0 +1,740 @@
+# -*- coding: utf-8 -*-
+# Copyright: idcloud developers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""The IDC description model and its validation (plugins/module_utils/idc.py)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.idcloud.platform.plugins.module_utils import idc
+from ansible_collections.idcloud.platform.plugins.module_utils.idc import (
+    IdcValidationError,
+    inventory_layout,
+    parse_description,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def host(name, address, roles, cpu=16, memory_gib=64, **extra):
+    return {"name": name, "address": address, "roles": roles, "size": {"cpu": cpu, "memory_gib": memory_gib}, **extra}
+
+
+def rack(name, third_octet, hosts, tor_as=None, **extra):
+    net = f"10.10.{third_octet}"
+    return {
+        "name": name,
+        "subnet": f"{net}.0/24",
+        "gateway": f"{net}.1",
+        "tor": {"name": f"tor-{name}", "as": tor_as or 65100 + third_octet, "peer": f"{net}.254"},
+        "hosts": hosts,
+        **extra,
+    }
+
+
+def small_description():
+    """Two rooms, three racks, three etcd members: the smallest interesting valid description."""
+    return {
+        "plugin": "idcloud.platform.idc",
+        "cluster": {"name": "bj1-prod", "pod_cidr": "10.244.0.0/16", "service_cidr": "10.96.0.0/16", "node_as": 64512},
+        "rooms": [
+            {
+                "name": "room-a",
+                "racks": [
+                    rack("a01", 1, [host("m1", "10.10.1.11", ["etcd", "control_plane"]),
+                                    host("w1", "10.10.1.21", ["worker"], cpu=64, memory_gib=256)]),
+                    rack("a02", 2, [host("m2", "10.10.2.11", ["etcd", "control_plane"]),
+                                    host("s1", "10.10.2.31", ["ceph_mon", "ceph_osd"])]),
+                ],
+            },
+            {
+                "name": "room-b",
+                "racks": [rack("b01", 3, [host("m3", "10.10.3.11", ["etcd", "control_plane"])])],
+            },
+        ],
+    }
+
+
+@pytest.fixture
+def desc():
+    return small_description()
+
+
+def errors_of(data) -> list[str]:
+    with pytest.raises(IdcValidationError) as info:
+        parse_description(data)
+    return info.value.errors
+
+
+def only_error(data) -> str:
+    errors = errors_of(data)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def a01(data):
+    return data["rooms"][0]["racks"][0]
+
+
+def m1(data):
+    return a01(data)["hosts"][0]
+
+
+# -- valid descriptions and the model -----------------------------------------------------
+
+
+def test_small_description_parses_into_the_model(desc):
+    model = parse_description(desc)
+    assert (model.cluster_name, model.pod_cidr, model.service_cidr, model.node_as) == (
+        "bj1-prod", "10.244.0.0/16", "10.96.0.0/16", 64512)
+    assert model.domain == "cluster.local"
+    assert model.vars == {} and model.lab == {}
+    assert [room.name for room in model.rooms] == ["room-a", "room-b"]
+    assert [r.name for r in model.racks] == ["a01", "a02", "b01"]
+    assert [h.name for h in model.hosts] == ["m1", "w1", "m2", "s1", "m3"]
+    first = model.rack("a01")
+    assert (first.room, first.subnet, first.gateway, first.tor_name, first.tor_as, first.tor_peer) == (
+        "room-a", "10.10.1.0/24", "10.10.1.1", "tor-a01", 65101, "10.10.1.254")
+    worker = model.host("w1")
+    assert (worker.address, worker.roles, worker.cpu, worker.memory_gib, worker.rack, worker.room) == (
+        "10.10.1.21", ["worker"], 64, 256, "a01", "room-a")
+
+
+def test_model_helpers(desc):
+    model = parse_description(desc)
+    assert [h.name for h in model.hosts_with_role("etcd")] == ["m1", "m2", "m3"]
+    assert [h.name for h in model.hosts_with_role("kafka")] == []
+    assert [h.name for h in model.iter_hosts()] == [h.name for h in model.hosts]
+    assert [r.name for r in model.iter_racks()] == ["a01", "a02", "b01"]
+    assert model.host("m1").groups == ["etcd", "kube_control_plane"]
+    assert model.host("m1").has_role("etcd") and not model.host("w1").has_role("etcd")
+    assert model.rack("a01").group == "rack_a01" and model.rooms[0].group == "room_room_a"
+    assert str(model.rack("a02").network) == "10.10.2.0/24"
+    with pytest.raises(ValueError, match="unknown role 'etc'"):
+        model.hosts_with_role("etc")
+    with pytest.raises(KeyError):
+        model.host("nope")
+    with pytest.raises(KeyError):
+        model.rack("nope")
+
+
+def test_optional_fields_take_their_defaults(desc):
+    del a01(desc)["tor"]["name"]
+    without_hosts = rack("a03", 4, [])
+    del without_hosts["hosts"]
+    desc["rooms"][0]["racks"] += [without_hosts, rack("a04", 5, None), rack("a05", 6, [])]
+    model = parse_description(desc)
+    assert model.rack("a01").tor_name == "tor-a01"
+    assert model.rack("a03").hosts == model.rack("a04").hosts == model.rack("a05").hosts == []
+
+
+def test_domain_vars_and_lab_are_kept(desc):
+    desc["cluster"]["domain"] = "bj1.example.internal"
+    desc["vars"] = {"ntp": ["10.0.0.1"]}
+    desc["lab"] = {"name": "idlab", "mirror": {"rack": "a01", "anything": [1, 2]}}
+    model = parse_description(desc)
+    assert model.domain == "bj1.example.internal"
+    assert model.vars == {"ntp": ["10.0.0.1"]}
+    assert model.lab["mirror"]["anything"] == [1, 2]
+
+
+def test_plugin_options_are_accepted_at_top_level(desc):
+    desc.update(compose={"x": "1"}, groups={"g": "true"}, keyed_groups=[{"key": "idc_rack"}], strict=True,
+                use_extra_vars=False, leading_separator=False)
+    parse_description(desc)
+
+
+def test_ipv6_racks_validate(desc):
+    a01(desc).update(subnet="fd00:10:1::/64", gateway="fd00:10:1::1")
+    a01(desc)["tor"]["peer"] = "fd00:10:1::fe"
+    m1(desc)["address"] = "fd00:10:1::11"
+    a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
+    assert parse_description(desc).host("m1").address == "fd00:10:1::11"
+
+
+@pytest.mark.parametrize("path", ["inventories/lab/idc.yml", "inventories/sample/idc.yml"])
+def test_shipped_descriptions_are_valid(path):
+    data = yaml.safe_load((REPO / path).read_text())
+    model = parse_description(data)
+    assert len(model.hosts_with_role("etcd")) % 2 == 1
+
+
+def test_sample_has_what_its_readme_promises():
+    model = parse_description(yaml.safe_load((REPO / "inventories/sample/idc.yml").read_text()))
+    count = {role: len(model.hosts_with_role(role)) for role in idc.KNOWN_ROLES}
+    assert len(model.rooms) == 2 and 4 <= len(model.racks) <= 6
+    assert (count["etcd"], count["control_plane"], count["lb"], count["etcd_spare"]) == (3, 3, 2, 3)
+    assert count["worker"] >= 3 and count["ceph_osd"] >= 3 and count["gluster"] >= 2
+
+
+# -- the error report -----------------------------------------------------------------------
+
+
+def test_every_error_is_reported_at_once(desc):
+    desc["cluster"]["name"] = "BJ1"
+    a01(desc)["gateway"] = "10.10.9.1"
+    m1(desc)["roles"] = ["etcd", "controlplane"]
+    desc["rooms"][1]["racks"][0]["hosts"][0]["size"]["cpu"] = 0
+    error = errors_of(desc)
+    assert len(error) == 4
+    text = str(IdcValidationError(error))
+    assert text.startswith("the IDC description has 4 errors:\n  - ")
+    assert "cluster.name" in text and ".gateway" in text and "controlplane" in text and "size.cpu" in text
+
+
+def test_error_names_field_value_and_fix(desc):
+    desc["rooms"][0]["racks"][1]["hosts"].append(host("m4", "10.10.1.50", ["worker"]))
+    assert only_error(desc) == (
+        "rooms[room-a].racks[a02].hosts[m4].address: 10.10.1.50 is outside rack a02's subnet 10.10.2.0/24; "
+        "fix: use an address in 10.10.2.0/24 or move m4 to the rack whose subnet holds it"
+    )
+
+
+def test_validation_error_survives_pickling():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(IdcValidationError(["a: b; fix: c", "d: e; fix: f"])))
+    assert error.errors == ["a: b; fix: c", "d: e; fix: f"]
+    assert str(error).startswith("the IDC description has 2 errors:")
+
+
+def test_single_error_reads_in_the_singular():
+    assert str(IdcValidationError(["x: y; fix: z"])) == "the IDC description has 1 error:\n  - x: y; fix: z"
+
+
+# -- unknown keys ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "where, typo, suggestion",
+    [
+        (lambda d: d, "room", "rooms"),
+        (lambda d: d["cluster"], "pod_cdir", "pod_cidr"),
+        (lambda d: d["rooms"][0], "rack", "racks"),
+        (a01, "subnett", "subnet"),
+        (lambda d: a01(d)["tor"], "peers", "peer"),
+        (m1, "role", "roles"),
+        (lambda d: m1(d)["size"], "memory", "memory_gib"),
+    ],
+    ids=["top", "cluster", "room", "rack", "tor", "host", "size"],
+)
+def test_unknown_keys_suggest_the_closest_known_one(desc, where, typo, suggestion):
+    where(desc)[typo] = "x"
+    error = only_error(desc)
+    assert f"unknown key '{typo}'" in error
+    assert error.endswith(f"fix: did you mean {suggestion}?")
+
+
+def test_unknown_key_without_a_close_match_lists_the_known_keys(desc):
+    a01(desc)["colour"] = "blue"
+    error = only_error(desc)
+    assert error.startswith("rooms[room-a].racks[a01].colour: unknown key 'colour'")
+    assert "known keys here: name, subnet, gateway, tor, hosts" in error
+
+
+# -- missing fields and wrong types ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "where, key, path",
+    [
+        (lambda d: d, "cluster", "cluster"),
+        (lambda d: d, "rooms", "rooms"),
+        (lambda d: d["cluster"], "name", "cluster.name"),
+        (lambda d: d["cluster"], "pod_cidr", "cluster.pod_cidr"),
+        (lambda d: d["cluster"], "service_cidr", "cluster.service_cidr"),
+        (lambda d: d["cluster"], "node_as", "cluster.node_as"),
+        (lambda d: d["rooms"][1], "racks", "rooms[room-b].racks"),
+        (a01, "subnet", "rooms[room-a].racks[a01].subnet"),
+        (a01, "gateway", "rooms[room-a].racks[a01].gateway"),
+        (a01, "tor", "rooms[room-a].racks[a01].tor"),
+        (lambda d: a01(d)["tor"], "as", "rooms[room-a].racks[a01].tor.as"),
+        (lambda d: a01(d)["tor"], "peer", "rooms[room-a].racks[a01].tor.peer"),
+        (lambda d: a01(d)["hosts"][1], "address", "rooms[room-a].racks[a01].hosts[w1].address"),
+        (lambda d: a01(d)["hosts"][1], "roles", "rooms[room-a].racks[a01].hosts[w1].roles"),
+        (lambda d: a01(d)["hosts"][1], "size", "rooms[room-a].racks[a01].hosts[w1].size"),
+        (lambda d: a01(d)["hosts"][1]["size"], "cpu", "rooms[room-a].racks[a01].hosts[w1].size.cpu"),
+        (lambda d: a01(d)["hosts"][1]["size"], "memory_gib", "rooms[room-a].racks[a01].hosts[w1].size.memory_gib"),
+    ],
+)
+def test_missing_required_field(desc, where, key, path):
+    del where(desc)[key]
+    errors = errors_of(desc)
+    assert any(e.startswith(f"{path}: missing; fix: add it, e.g. {key}: ") for e in errors), errors
+
+
+def test_missing_names_are_reported_by_position(desc):
+    del desc["rooms"][1]["name"]
+    del a01(desc)["name"]
+    del a01(desc)["hosts"][1]["name"]
+    errors = errors_of(desc)
+    assert "rooms[1].name: missing; fix: add it, e.g. name: room-a" in errors
+    assert "rooms[room-a].racks[0].name: missing; fix: add it, e.g. name: a01" in errors
+    assert "rooms[room-a].racks[0].hosts[1].name: missing; fix: add it, e.g. name: m1" in errors
+
+
+def test_null_counts_as_missing(desc):
+    desc["cluster"]["pod_cidr"] = None
+    assert only_error(desc).startswith("cluster.pod_cidr: missing")
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda d: d.update(cluster=["bj1"]), "cluster: expected a mapping, got a list"),
+        (lambda d: d.update(rooms={"room-a": {}}), "rooms: expected a list, got a mapping"),
+        (lambda d: d.update(vars=["a"]), "vars: expected a mapping, got a list"),
+        (lambda d: d.update(lab="on"), "lab: expected a mapping, got a string 'on'"),
+        (lambda d: d["rooms"][0].update(racks="a01"), "rooms[room-a].racks: expected a list, got a string 'a01'"),
+        (lambda d: a01(d).update(hosts={"m1": {}}), "rooms[room-a].racks[a01].hosts: expected a list, got a mapping"),
+        (lambda d: a01(d).update(tor="tor-a01"), "rooms[room-a].racks[a01].tor: expected a mapping, got a string"),
+        (lambda d: m1(d).update(roles="etcd"), "rooms[room-a].racks[a01].hosts[m1].roles: expected a list, got a string"),
+        (lambda d: m1(d).update(size=16), "rooms[room-a].racks[a01].hosts[m1].size: expected a mapping, got an integer"),
+        (lambda d: m1(d).update(vars="x=1"), "rooms[room-a].racks[a01].hosts[m1].vars: expected a mapping, got a string"),
+        (lambda d: d["rooms"].append("room-c"), "rooms[2]: expected a mapping, got a string 'room-c'"),
+        (lambda d: d["cluster"].update(name=7), "cluster.name: expected a non-empty string, got an integer 7"),
+        (lambda d: d["rooms"][0].update(name=""), "rooms[0].name: expected a non-empty string, got a string ''"),
+    ],
+)
+def test_wrong_types(desc, change, expected):
+    change(desc)
+    errors = errors_of(desc)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+@pytest.mark.parametrize("data", [None, [], "plugin: idcloud.platform.idc"])
+def test_top_level_must_be_a_mapping(data):
+    assert only_error(data).startswith("(top level): expected a mapping")
+
+
+@pytest.mark.parametrize("value", ["room a", "-a", "a/b", "x" * 64])
+def test_room_and_rack_names_are_plain(desc, value):
+    a01(desc)["name"] = value
+    assert any(" is not a valid name; fix: use 1-63 letters" in e for e in errors_of(desc))
+
+
+def test_empty_rooms_and_racks_are_refused(desc):
+    desc["rooms"][1]["racks"] = []
+    assert "rooms[room-b].racks: is empty; fix: describe at least one rack in the room, or remove the room" \
+        in errors_of(desc)
+    desc["rooms"] = []
+    assert "rooms: is empty; fix: describe at least one room with its racks" in errors_of(desc)
+
+
+# -- networks and addresses -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("10.244.0.0/33", "'10.244.0.0/33' is not a valid CIDR"),
+        ("pods", "expected a CIDR (address/prefix), got a string 'pods'"),
+        ("10.244.0.0", "expected a CIDR (address/prefix), got a string '10.244.0.0'"),
+        (1024, "expected a CIDR (address/prefix), got an integer 1024"),
+        ("10.244.1.0/16", "10.244.1.0/16 has host bits set; fix: use the network address: 10.244.0.0/16"),
+    ],
+)
+def test_invalid_cidrs(desc, value, expected):
+    desc["cluster"]["pod_cidr"] = value
+    assert only_error(desc).startswith(f"cluster.pod_cidr: {expected}")
+
+
+def test_rack_subnet_with_host_bits(desc):
+    a01(desc)["subnet"] = "10.10.1.1/24"
+    assert "rooms[room-a].racks[a01].subnet: 10.10.1.1/24 has host bits set; fix: use the network address: " \
+           "10.10.1.0/24" in errors_of(desc)
+
+
+@pytest.mark.parametrize("value", ["10.10.1.300", "gw", "10.10.1.1/24", 167772417])
+def test_invalid_addresses(desc, value):
+    a01(desc)["gateway"] = value
+    assert only_error(desc).startswith("rooms[room-a].racks[a01].gateway: ")
+
+
+def test_invalid_host_address(desc):
+    m1(desc)["address"] = "10.10.1"
+    assert only_error(desc) == ("rooms[room-a].racks[a01].hosts[m1].address: '10.10.1' is not a valid IP address; "
+                                "fix: write it as e.g. 10.10.1.11")
+
+
+@pytest.mark.parametrize(
+    "gateway, problem",
+    [
+        ("10.10.9.1", "10.10.9.1 is outside rack a01's subnet 10.10.1.0/24"),
+        ("10.10.1.0", "10.10.1.0 is the network address of 10.10.1.0/24"),
+        ("10.10.1.255", "10.10.1.255 is the broadcast address of 10.10.1.0/24"),
+    ],
+)
+def test_gateway_must_be_a_host_address_in_the_subnet(desc, gateway, problem):
+    a01(desc)["gateway"] = gateway
+    assert only_error(desc).startswith(f"rooms[room-a].racks[a01].gateway: {problem}; fix: ")
+
+
+@pytest.mark.parametrize(
+    "peer, problem",
+    [
+        ("10.10.2.254", "10.10.2.254 is outside rack a01's subnet 10.10.1.0/24"),
+        ("10.10.1.1", "10.10.1.1 is the rack gateway"),
+        ("10.10.1.0", "10.10.1.0 is the network address of 10.10.1.0/24"),
+        ("10.10.1.255", "10.10.1.255 is the broadcast address of 10.10.1.0/24"),
+    ],
+)
+def test_tor_peer_must_be_in_the_subnet_and_not_the_gateway(desc, peer, problem):
+    a01(desc)["tor"]["peer"] = peer
+    assert only_error(desc).startswith(f"rooms[room-a].racks[a01].tor.peer: {problem}; fix: ")
+
+
+@pytest.mark.parametrize(
+    "address, problem",
+    [
+        ("10.10.1.0", "10.10.1.0 is the network address of 10.10.1.0/24"),
+        ("10.10.1.255", "10.10.1.255 is the broadcast address of 10.10.1.0/24"),
+        ("10.10.1.1", "10.10.1.1 is rack a01's gateway"),
+        ("10.10.1.254", "10.10.1.254 is rack a01's ToR peer address"),
+        ("fd00::11", "fd00::11 is outside rack a01's subnet 10.10.1.0/24"),
+    ],
+)
+def test_host_address_must_be_a_free_host_address(desc, address, problem):
+    m1(desc)["address"] = address
+    assert only_error(desc).startswith(f"rooms[room-a].racks[a01].hosts[m1].address: {problem}; fix: ")
+
+
+def test_duplicate_addresses(desc):
+    a01(desc)["hosts"][1]["address"] = "10.10.1.11"
+    assert only_error(desc) == (
+        "rooms[room-a].racks[a01].hosts[w1].address: 10.10.1.11 is already used by rooms[room-a].racks[a01].hosts[m1]; "
+        "fix: give every host its own address")
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda d: d["cluster"].update(service_cidr="10.244.128.0/20"),
+         "cluster.service_cidr: 10.244.128.0/20 overlaps cluster.pod_cidr 10.244.0.0/16"),
+        (lambda d: d["cluster"].update(pod_cidr="10.0.0.0/8"),
+         "rooms[room-a].racks[a01].subnet: 10.10.1.0/24 overlaps cluster.pod_cidr 10.0.0.0/8"),
+        (lambda d: d["cluster"].update(service_cidr="10.10.2.0/23"),
+         "rooms[room-a].racks[a02].subnet: 10.10.2.0/24 overlaps cluster.service_cidr 10.10.2.0/23"),
+    ],
+)
+def test_overlapping_cidrs_name_both_sides(desc, change, expected):
+    change(desc)
+    errors = errors_of(desc)
+    assert any(e.startswith(expected + "; fix: pod_cidr, service_cidr and every rack subnet must be disjoint")
+               for e in errors), errors
+
+
+def test_overlapping_rack_subnets(desc):
+    # b01 gets a /23 that covers a01 and a02: one error per overlapped rack, each naming both
+    b01 = desc["rooms"][1]["racks"][0]
+    b01.update(subnet="10.10.0.0/22", gateway="10.10.3.1")
+    b01["tor"]["peer"] = "10.10.3.254"
+    errors = errors_of(desc)
+    assert [e.split("; fix")[0] for e in errors] == [
+        "rooms[room-b].racks[b01].subnet: 10.10.0.0/22 overlaps rooms[room-a].racks[a01].subnet 10.10.1.0/24",
+        "rooms[room-b].racks[b01].subnet: 10.10.0.0/22 overlaps rooms[room-a].racks[a02].subnet 10.10.2.0/24",
+    ]
+
+
+# -- names ----------------------------------------------------------------------------------
+
+
+def test_duplicate_host_in_two_racks(desc):
+    desc["rooms"][1]["racks"][0]["hosts"].append(host("w1", "10.10.3.21", ["worker"]))
+    assert only_error(desc) == (
+        "rooms[room-b].racks[b01].hosts[w1].name: host w1 is already defined at rooms[room-a].racks[a01].hosts[w1]; "
+        "fix: a host lives in exactly one rack: remove one entry or rename the host")
+
+
+def test_duplicate_host_in_one_rack_is_named_by_position(desc):
+    a01(desc)["hosts"].append(host("w1", "10.10.1.22", ["worker"]))
+    assert only_error(desc).startswith(
+        "rooms[room-a].racks[a01].hosts[2].name: host w1 is already defined at rooms[room-a].racks[a01].hosts[w1]")
+
+
+def test_duplicate_rack_names_across_rooms(desc):
+    desc["rooms"][1]["racks"][0]["name"] = "a01"
+    assert only_error(desc) == (
+        "rooms[room-b].racks[a01].name: duplicate rack name a01 (also at rooms[room-a].racks[a01].name); "
+        "fix: give every rack its own name")
+
+
+def test_duplicate_room_names(desc):
+    desc["rooms"][1]["name"] = "room-a"
+    assert only_error(desc).startswith(
+        "rooms[1].name: duplicate room name room-a (also at rooms[room-a].name); fix: give every room its own name")
+
+
+def test_names_that_become_the_same_group(desc):
+    desc["rooms"][1]["name"] = "Room_A"
+    a01(desc)["name"] = "B01"
+    errors = errors_of(desc)
+    assert errors == [
+        "rooms[Room_A].name: room name Room_A becomes group room_room_a, like rooms[room-a].name; "
+        "fix: rename one of them; group names keep only a-z, 0-9 and '_'",
+        "rooms[Room_A].racks[b01].name: rack name b01 becomes group rack_b01, like rooms[room-a].racks[B01].name; "
+        "fix: rename one of them; group names keep only a-z, 0-9 and '_'",
+    ]
+
+
+@pytest.mark.parametrize("name", ["M1", "m_1", "-m1", "m1-", "m1..x", "a" * 64])
+def test_invalid_hostnames(desc, name):
+    m1(desc)["name"] = name
+    assert any(e.endswith("Kubernetes uses it as the node name") and "is not a valid hostname" in e
+               for e in errors_of(desc))
+
+
+def test_fqdn_hostnames_are_fine(desc):
+    m1(desc)["name"] = "m1.bj1.example.internal"
+    assert parse_description(desc).hosts[0].name == "m1.bj1.example.internal"
+
+
+# hostnames cannot hold '_', so only the role and parent groups without one can clash
+@pytest.mark.parametrize("name", ["etcd", "lb", "kafka", "storage", "gluster", "all"])
+def test_host_names_must_not_be_group_names(desc, name):
+    a01(desc)["hosts"][1]["name"] = name
+    assert only_error(desc) == (
+        f"rooms[room-a].racks[a01].hosts[{name}].name: host name {name} is also an inventory group name; "
+        "fix: rename the host")
+
+
+@pytest.mark.parametrize("name", ["Bj1", "1bj", "bj_1", "bj1-", "bj1.prod", "b" * 64])
+def test_invalid_cluster_names(desc, name):
+    desc["cluster"]["name"] = name
+    assert only_error(desc).startswith(f"cluster.name: '{name}' is not a valid cluster name; fix: use 1-63 lowercase")
+
+
+@pytest.mark.parametrize("name", ["a", "bj1-prod", "idlab", "x" * 63])
+def test_valid_cluster_names(desc, name):
+    desc["cluster"]["name"] = name
+    assert parse_description(desc).cluster_name == name
+
+
+@pytest.mark.parametrize("domain", ["Cluster.Local", "cluster_local", ""])
+def test_invalid_cluster_domain(desc, domain):
+    desc["cluster"]["domain"] = domain
+    assert only_error(desc).startswith("cluster.domain: ")
+
+
+# -- roles and quorum -----------------------------------------------------------------------
+
+
+def test_unknown_role_lists_the_known_roles(desc):
+    a01(desc)["hosts"][1]["roles"] = ["wroker"]
+    assert only_error(desc) == (
+        "rooms[room-a].racks[a01].hosts[w1].roles: unknown role 'wroker'; fix: did you mean worker? known roles: "
+        "etcd, etcd_spare, control_plane, worker, lb, ceph_mon, ceph_mgr, ceph_osd, ceph_mds, gluster, kafka")
+
+
+def test_group_names_are_not_roles(desc):
+    a01(desc)["hosts"][1]["roles"] = ["kube_node"]
+    assert "unknown role 'kube_node'" in only_error(desc)
+
+
+def test_roles_must_not_be_empty_or_repeated(desc):
+    a01(desc)["hosts"][1]["roles"] = []
+    m1(desc)["roles"] = ["etcd", "control_plane", "etcd"]
+    assert errors_of(desc) == [
+        "rooms[room-a].racks[a01].hosts[m1].roles: role etcd is listed twice; fix: list each role once",
+        "rooms[room-a].racks[a01].hosts[w1].roles: is empty; fix: give the host at least one role: "
+        + ", ".join(idc.KNOWN_ROLES),
+    ]
+
+
+def test_a_host_is_not_both_etcd_member_and_spare(desc):
+    m1(desc)["roles"] = ["etcd", "etcd_spare"]
+    errors = errors_of(desc)
+    assert "rooms[room-a].racks[a01].hosts[m1].roles: a host cannot be both etcd and etcd_spare; " \
+           "fix: keep one of the two roles" in errors
+
+
+def test_no_etcd_member(desc):
+    for room in desc["rooms"]:
+        for r in room["racks"]:
+            for h in r["hosts"]:
+                h["roles"] = [role for role in h["roles"] if role != "etcd"]
+    assert only_error(desc) == (
+        "role etcd: no host has it; fix: give the etcd role to 3 (or 5) hosts, ideally in different racks")
+
+
+@pytest.mark.parametrize("extra", [1, 3])
+def test_even_etcd_members(desc, extra):
+    new = [host(f"e{i}", f"10.10.3.{40 + i}", ["etcd"]) for i in range(extra)]
+    desc["rooms"][1]["racks"][0]["hosts"] += new
+    count = 3 + extra
+    error = only_error(desc)
+    assert error.startswith(f"role etcd: {count} hosts have it (m1, m2, m3, e0")
+    assert f"an even number; fix: use an odd number of etcd hosts (e.g. {count - 1} or {count + 1})" in error
+
+
+def test_single_etcd_member_is_allowed(desc):
+    for r in desc["rooms"][0]["racks"]:
+        r["hosts"][0]["roles"] = ["control_plane"]
+    assert [h.name for h in parse_description(desc).hosts_with_role("etcd")] == ["m3"]
+
+
+@pytest.mark.parametrize("spares, ok", [(0, True), (1, True), (2, False), (3, True), (4, False)])
+def test_etcd_spares_are_zero_or_odd(desc, spares, ok):
+    desc["rooms"][1]["racks"][0]["hosts"] += [host(f"sp{i}", f"10.10.3.{50 + i}", ["etcd_spare"]) for i in range(spares)]
+    if ok:
+        assert len(parse_description(desc).hosts_with_role("etcd_spare")) == spares
+    else:
+        assert only_error(desc).startswith(f"role etcd_spare: {spares} hosts have it")
+
+
+# -- sizes and AS numbers -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cpu", [0, -4, 1.5, "16", True, None])
+def test_cpu_must_be_a_positive_integer(desc, cpu):
+    m1(desc)["size"]["cpu"] = cpu
+    error = only_error(desc)
+    assert error.startswith("rooms[room-a].racks[a01].hosts[m1].size.cpu: ")
+    assert "missing" in error if cpu is None else "expected a positive integer" in error
+
+
+@pytest.mark.parametrize("memory", [0, -1, "64", False, math.inf, math.nan])
+def test_memory_must_be_a_positive_number(desc, memory):
+    m1(desc)["size"]["memory_gib"] = memory
+    assert only_error(desc).startswith(
+        "rooms[room-a].racks[a01].hosts[m1].size.memory_gib: expected a positive number")
+
+
+def test_fractional_memory_is_fine(desc):
+    m1(desc)["size"]["memory_gib"] = 0.5
+    assert parse_description(desc).host("m1").memory_gib == 0.5
+
+
+@pytest.mark.parametrize("value", [0, -1, 4294967296])
+@pytest.mark.parametrize("field", ["node_as", "tor_as"])
+def test_as_numbers_out_of_range(desc, field, value):
+    target, path = (desc["cluster"], "cluster.node_as") if field == "node_as" else (
+        a01(desc)["tor"], "rooms[room-a].racks[a01].tor.as")
+    target["node_as" if field == "node_as" else "as"] = value
+    assert only_error(desc).startswith(f"{path}: AS {value} is out of range 1..4294967295; fix: ")
+
+
+@pytest.mark.parametrize("value", ["65101", 65101.0, True, [65101]])
+@pytest.mark.parametrize("field", ["node_as", "tor_as"])
+def test_as_numbers_must_be_integers(desc, field, value):
+    target, key = (desc["cluster"], "node_as") if field == "node_as" else (a01(desc)["tor"], "as")
+    target[key] = value
+    assert "expected an AS number (integer)" in only_error(desc)
+
+
+@pytest.mark.parametrize("value", [1, 4294967295, 4200000000])
+def test_as_numbers_at_the_edges_are_fine(desc, value):
+    a01(desc)["tor"]["as"] = value
+    assert parse_description(desc).rack("a01").tor_as == value
+
+
+# -- vars -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["idc_rack", "idc_roles", "idc_cluster_name"])
+def test_computed_variables_cannot_be_set_in_host_vars(desc, name):
+    m1(desc)["vars"] = {name: "x"}
+    assert only_error(desc).startswith(
+        f"rooms[room-a].racks[a01].hosts[m1].vars.{name}: {name} is computed from the description")
+
+
+def test_computed_variables_cannot_be_set_in_top_level_vars(desc):
+    desc["vars"] = {"idc_pod_cidr": "10.0.0.0/8"}
+    assert only_error(desc).startswith("vars.idc_pod_cidr: idc_pod_cidr is computed from the description")
+
+
+@pytest.mark.parametrize("name", ["1abc", "with-dash", "class", 3])
+def test_variable_names_must_be_usable_in_templates(desc, name):
+    m1(desc)["vars"] = {name: 1}
+    assert "is not a valid variable name" in only_error(desc)
+
+
+# -- the inventory layout -------------------------------------------------------------------
+
+
+def test_inventory_layout_of_a_small_description(desc):
+    desc["vars"] = {"ntp_servers": ["10.0.0.1"]}
+    m1(desc)["vars"] = {"ansible_host": "172.16.0.11", "node_labels": {"disk": "nvme"}}
+    layout = inventory_layout(parse_description(desc))
+    assert layout["groups"] == {
+        "etcd": ["m1", "m2", "m3"],
+        "etcd_spare": [],
+        "kube_control_plane": ["m1", "m2", "m3"],
+        "kube_node": ["w1"],
+        "lb": [],
+        "ceph_mon": ["s1"],
+        "ceph_mgr": [],
+        "ceph_osd": ["s1"],
+        "ceph_mds": [],
+        "gluster": [],
+        "kafka": [],
+        "k8s_cluster": [],
+        "storage": [],
+        "room_room_a": [],
+        "rack_a01": ["m1", "w1"],
+        "rack_a02": ["m2", "s1"],
+        "room_room_b": [],
+        "rack_b01": ["m3"],
+    }
+    assert layout["children"] == {
+        "k8s_cluster": ["kube_control_plane", "kube_node"],
+        "storage": ["ceph_mon", "ceph_mgr", "ceph_osd", "ceph_mds", "gluster"],
+        "room_room_a": ["rack_a01", "rack_a02"],
+        "room_room_b": ["rack_b01"],
+    }
+    assert layout["all_vars"] == {
+        "idc_cluster_name": "bj1-prod",
+        "idc_pod_cidr": "10.244.0.0/16",
+        "idc_service_cidr": "10.96.0.0/16",
+        "idc_node_as": 64512,
+        "idc_cluster_domain": "cluster.local",
+        "ntp_servers": ["10.0.0.1"],
+    }
+    assert list(layout["hostvars"]) == ["m1", "w1", "m2", "s1", "m3"]
+    assert layout["hostvars"]["m1"] == {
+        "ansible_host": "172.16.0.11",
+        "idc_room": "room-a",
+        "idc_rack": "a01",
+        "idc_rack_subnet": "10.10.1.0/24",
+        "idc_rack_gateway": "10.10.1.1",
+        "idc_tor_name": "tor-a01",
+        "idc_tor_as": 65101,
+        "idc_tor_peer": "10.10.1.254",
+        "idc_node_as": 64512,
+        "idc_roles": ["etcd", "control_plane"],
+        "idc_cpu": 16,
+        "idc_memory_gib": 64,
+        "node_labels": {"disk": "nvme"},
+    }
+    assert layout["hostvars"]["w1"]["ansible_host"] == "10.10.1.21"
+
+
+def test_location_group_names_are_normalised(desc):
+    desc["rooms"][0]["name"] = "Room-A.1"
+    a01(desc)["name"] = "A-01"
+    layout = inventory_layout(parse_description(desc))
+    assert layout["children"]["room_room_a_1"] == ["rack_a_01", "rack_a02"]
+    assert layout["groups"]["rack_a_01"] == ["m1", "w1"]
+    assert layout["hostvars"]["m1"]["idc_rack"] == "A-01"
+
+
+def test_addresses_are_normalised(desc):
+    a01(desc).update(subnet="fd00:10:1:0::/64", gateway="fd00:10:1:0:0::1")
+    a01(desc)["tor"]["peer"] = "FD00:10:1::FE"
+    m1(desc)["address"] = "fd00:10:1:0::11"
+    a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
+    hostvars = inventory_layout(parse_description(desc))["hostvars"]["m1"]
+    assert (hostvars["idc_rack_subnet"], hostvars["idc_rack_gateway"], hostvars["idc_tor_peer"], hostvars["ansible_host"]) == (
+        "fd00:10:1::/64", "fd00:10:1::1", "fd00:10:1::fe", "fd00:10:1::11")
+
+
+def test_parse_does_not_change_its_input(desc):
+    before = copy.deepcopy(desc)
+    parse_description(desc)
+    assert desc == before
