@@ -1,0 +1,61 @@
+# idcloud.platform — entry points. The two a fresh machine needs:
+#   make site   bootstrap, build artifacts, bring the lab up, converge site.yml on it
+#   make test   bootstrap, then every test tier (unit, lint, molecule, integration)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+LAB_IDC ?= inventories/lab/idc.yml
+MOLECULE_SCENARIOS ?= node_tuning etcd
+
+.PHONY: help bootstrap artifacts images lab-up lab-down lab-status site test unit lint molecule integration bench
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+bootstrap: ## Install OS packages, the pinned virtualenv and the collection link
+	./scripts/bootstrap
+
+artifacts: bootstrap ## Build upstream binaries for the mirror (cached by version)
+	$(BIN)/python lab/artifacts/build
+
+images: bootstrap ## Build the lab's host and ToR images (cached)
+	./lab/image/build
+
+lab-up: artifacts images ## Bring the lab IDC up
+	$(BIN)/python lab/lab --idc $(LAB_IDC) up
+
+lab-down: ## Remove everything the lab made
+	$(BIN)/python lab/lab --idc $(LAB_IDC) down
+
+lab-status: ## Show the lab's containers
+	$(BIN)/python lab/lab --idc $(LAB_IDC) status
+
+site: lab-up ## The main job: site.yml on the lab
+	$(BIN)/ansible-playbook -i $(LAB_IDC) playbooks/site.yml
+
+test: bootstrap ## Every test tier
+	$(MAKE) unit
+	$(MAKE) lint
+	$(MAKE) artifacts images
+	$(MAKE) molecule
+	$(MAKE) integration
+
+unit: ## Unit tests (seconds)
+	$(BIN)/pytest -q tests/unit
+
+lint: ## ansible-lint (production profile) and ansible-doc of every plugin and role
+	$(BIN)/ansible-lint
+	./scripts/check-docs
+
+molecule: ## molecule test for each scenario on lab hosts
+	set -e; for s in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$s; done
+
+integration: ## End-to-end tests against real components in the lab
+	$(BIN)/pytest -q tests/integration
+
+bench: artifacts images ## Measure lab start-up, converge, no-op re-run and restore times
+	$(BIN)/python bench/run_foundation.py

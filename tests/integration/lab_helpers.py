@@ -1,0 +1,57 @@
+"""Helpers for integration tests that bring up their own small lab IDC."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(REPO, ".venv", "bin")
+LAB = os.path.join(REPO, "lab", "lab")
+ENV = dict(os.environ,
+           PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+           ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+           CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
+           ANSIBLE_FORCE_COLOR="0")
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def write_inventory(directory, description):
+    """Write an IDC description as <dir>/idc.yml beside the lab's group_vars."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "idc.yml")
+    with open(path, "w") as f:
+        yaml.safe_dump(description, f, sort_keys=False)
+    link = os.path.join(directory, "group_vars")
+    if not os.path.islink(link):
+        os.symlink(os.path.join(REPO, "inventories", "lab", "group_vars"), link)
+    return path
+
+
+def lab(idc, command):
+    return subprocess.run([sys.executable, LAB, "--idc", idc, command], cwd=REPO, env=ENV,
+                          text=True, capture_output=True, check=True).stdout
+
+
+def playbook(idc, name, *extra, log=None):
+    """Run a playbook; return {host: (ok, changed, unreachable, failed)} from the recap."""
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", idc,
+                           os.path.join(REPO, "playbooks", name), *extra],
+                          cwd=REPO, env=ENV, text=True, capture_output=True)
+    if log:
+        with open(log, "w") as f:
+            f.write(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    return {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(proc.stdout)}
+
+
+def podman_exec(container, *cmd, check=True):
+    return subprocess.run(["podman", "exec", container, *cmd], env=ENV, text=True,
+                          capture_output=True, check=check)
+
+
+def member_list(container):
+    out = podman_exec(container, "etcdctl-cluster", "member", "list", "-w", "json").stdout
+    return json.loads(out)["members"]

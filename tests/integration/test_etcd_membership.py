@@ -1,0 +1,86 @@
+"""Adding and removing etcd members by editing the IDC description and re-running.
+
+A lab of five hosts: three start as the etcd cluster, two as workers. Giving the two
+workers the etcd role and re-running etcd.yml must grow the cluster to five voters
+(learner, then promoted, one at a time) without restarting the others; a further run
+must change nothing; taking the role away again must shrink it back to three and stop
+etcd on the two hosts. Everything is read from the real cluster.
+"""
+import copy
+import os
+import shutil
+
+import pytest
+
+from lab_helpers import REPO, lab, member_list, playbook, podman_exec, write_inventory
+
+LAB = "it-members"
+BASE = {
+    "plugin": "idcloud.platform.idc",
+    "cluster": {"name": LAB, "pod_cidr": "10.213.128.0/18", "service_cidr": "10.213.192.0/20",
+                "node_as": 64512},
+    "vars": {"idcloud_mirror_url": "http://10.213.1.250"},
+    "lab": {"name": LAB, "mirror": {"rack": "k1", "address": "10.213.1.250"}},
+    "rooms": [{"name": "r", "racks": [{
+        "name": "k1", "subnet": "10.213.1.0/24", "gateway": "10.213.1.1",
+        "tor": {"as": 65301, "peer": "10.213.1.254"},
+        "hosts": [{"name": f"m{i}", "address": f"10.213.1.1{i}", "roles": ["worker"],
+                   "size": {"cpu": 4, "memory_gib": 16}} for i in range(1, 6)],
+    }]}],
+}
+
+pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
+
+
+def description(etcd_hosts):
+    desc = copy.deepcopy(BASE)
+    for host in desc["rooms"][0]["racks"][0]["hosts"]:
+        host["roles"] = ["etcd"] if host["name"] in etcd_hosts else ["worker"]
+    return desc
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("members"))
+    idc = write_inventory(directory, description({"m1", "m2", "m3"}))
+    lab(idc, "up")
+    yield directory
+    lab(idc, "down")
+
+
+def pids(hosts):
+    return {h: podman_exec(f"{LAB}-{h}", "systemctl", "show", "-p", "MainPID", "--value", "etcd").stdout.strip()
+            for h in hosts}
+
+
+def test_grow_to_five_and_shrink_back_to_three(inventory, tmp_path):
+    idc = write_inventory(inventory, description({"m1", "m2", "m3"}))
+    playbook(idc, "etcd.yml", log=tmp_path / "three.log")
+    members = member_list(f"{LAB}-m1")
+    assert sorted(m["name"] for m in members) == ["m1", "m2", "m3"]
+    before = pids(["m1", "m2", "m3"])
+
+    idc = write_inventory(inventory, description({"m1", "m2", "m3", "m4", "m5"}))
+    playbook(idc, "etcd.yml", log=tmp_path / "five.log")
+    members = member_list(f"{LAB}-m1")
+    assert sorted(m["name"] for m in members) == ["m1", "m2", "m3", "m4", "m5"]
+    assert not any(m.get("isLearner") for m in members), members
+    # joining members must not restart the members that were already running
+    assert pids(["m1", "m2", "m3"]) == before
+    health = podman_exec(f"{LAB}-m4", "etcdctl-cluster", "endpoint", "health", "--cluster").stdout
+    assert health.count("is healthy") == 5, health
+
+    recap = playbook(idc, "etcd.yml", log=tmp_path / "five-again.log")
+    assert recap and all(changed == 0 for _, changed, _, _ in recap.values()), recap
+
+    idc = write_inventory(inventory, description({"m1", "m2", "m3"}))
+    playbook(idc, "etcd.yml", log=tmp_path / "back-to-three.log")
+    members = member_list(f"{LAB}-m1")
+    assert sorted(m["name"] for m in members) == ["m1", "m2", "m3"]
+    for host in ("m4", "m5"):
+        state = podman_exec(f"{LAB}-{host}", "systemctl", "is-active", "etcd", check=False).stdout.strip()
+        assert state == "inactive", f"{host}: etcd is {state}"
+        kept = podman_exec(f"{LAB}-{host}", "sh", "-c", "ls -d /var/lib/etcd.removed-*").stdout
+        assert kept.strip(), f"{host}: the removed member's data was not kept"
+    health = podman_exec(f"{LAB}-m1", "etcdctl-cluster", "endpoint", "health", "--cluster").stdout
+    assert health.count("is healthy") == 3, health
