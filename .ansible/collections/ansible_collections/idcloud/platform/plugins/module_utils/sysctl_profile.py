@@ -78,7 +78,7 @@ def render_file(values):
 def read_text(path):
     """Return a file's text, or None when it does not exist."""
     try:
-        with open(path, 'r') as handle:
+        with open(path, 'r', encoding='utf-8') as handle:
             return handle.read()
     except IOError as exc:
         if exc.errno == errno.ENOENT:
@@ -89,7 +89,7 @@ def read_text(path):
 def read_live(path):
     """Return (normalised live value, None) or (None, reason it could not be read)."""
     try:
-        with open(path, 'r') as handle:
+        with open(path, 'r', encoding='utf-8') as handle:
             return normalize_value(handle.read()), None
     except (IOError, OSError) as exc:
         return None, 'cannot read %s: %s' % (path, exc.strerror or exc)
@@ -101,7 +101,7 @@ def _writable(path):
 
 
 def _write_proc(path, value):
-    with open(path, 'w') as handle:
+    with open(path, 'w', encoding='utf-8') as handle:
         handle.write(value)
 
 
@@ -187,7 +187,7 @@ def write_live(key, value, proc_root=PROC_SYS):
                 exc.strerror or exc)
         raise SysctlProfileError(
             "the kernel rejected %s = %s (%s): fix the value in the profile or its override"
-            % (key, value, exc.strerror or exc))
+            % (key, value, exc.strerror or exc)) from exc
     return None
 
 
@@ -204,7 +204,7 @@ class SysctlProfileRunner(object):
             os.makedirs(directory, 0o755)
         fd, tmp = tempfile.mkstemp(prefix='.idcloud-sysctl-', dir=directory)
         try:
-            with os.fdopen(fd, 'w') as handle:
+            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
                 handle.write(content)
             os.chmod(tmp, 0o644)
             self.module.atomic_move(tmp, path)

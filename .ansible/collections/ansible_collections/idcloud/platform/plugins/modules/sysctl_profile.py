@@ -25,7 +25,9 @@ description:
     O(unsupported=warn), as a warning naming the key and why. It is still written to the file
     so the next boot applies it. Such keys never make the task changed.
 author:
-  - idcloud developers
+  - idcloud developers (@idcloud)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   values:
     description:
@@ -75,6 +77,8 @@ attributes:
     support: full
     details:
       - Two diffs, the file and the live values of the keys this host can read.
+  platform:
+    platforms: [posix]
 notes:
   - Keys are not reloaded with C(sysctl --system); each live value is written to its
     C(/proc/sys) file directly, so nothing else in C(/etc/sysctl.d) is re-applied.
