@@ -1,0 +1,95 @@
+"""The lab tool: what `up` makes is a small IDC, and `down` removes exactly that."""
+import json
+import shutil
+import subprocess
+import urllib.request
+
+import pytest
+
+from lab_helpers import ENV, lab, podman_exec, write_inventory
+
+LAB = "it-lab"
+DESC = {
+    "plugin": "idcloud.platform.idc",
+    "cluster": {"name": LAB, "pod_cidr": "10.214.128.0/18", "service_cidr": "10.214.192.0/20",
+                "node_as": 64512},
+    "lab": {"name": LAB, "mirror": {"rack": "a", "address": "10.214.1.250"}},
+    "rooms": [{"name": "r", "racks": [
+        {"name": "a", "subnet": "10.214.1.0/24", "gateway": "10.214.1.1",
+         "tor": {"as": 65401, "peer": "10.214.1.254"},
+         "hosts": [{"name": "ha", "address": "10.214.1.11", "roles": ["etcd"], "size": {"cpu": 2, "memory_gib": 4}}]},
+        {"name": "b", "subnet": "10.214.2.0/24", "gateway": "10.214.2.1",
+         "tor": {"as": 65402, "peer": "10.214.2.254"},
+         "hosts": [{"name": "hb", "address": "10.214.2.11", "roles": ["worker"], "size": {"cpu": 2, "memory_gib": 4}}]},
+    ]}],
+}
+
+pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
+
+
+def podman(*args):
+    return subprocess.run(["podman", *args], env=ENV, text=True, capture_output=True)
+
+
+def lab_objects():
+    ctrs = podman("ps", "-a", "--filter", f"label=idcloud.lab={LAB}", "--format", "{{.Names}}").stdout.split()
+    nets = [n for n in podman("network", "ls", "--format", "{{.Name}}").stdout.split() if n.startswith(f"{LAB}-")]
+    return sorted(ctrs), sorted(nets)
+
+
+def nat_rules():
+    out = subprocess.run(["iptables", "-t", "nat", "-S", "POSTROUTING"], text=True, capture_output=True).stdout
+    return [line for line in out.splitlines() if f"idcloud-lab:{LAB}" in line]
+
+
+def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
+    idc = write_inventory(str(tmp_path), DESC)
+    decoy = f"{LAB}-decoy"
+    podman("rm", "-f", decoy)
+    assert podman("create", "--name", decoy, "localhost/idcloud-node:bookworm", "true").returncode == 0
+    try:
+        lab(idc, "up")
+        ctrs, nets = lab_objects()
+        assert ctrs == sorted(f"{LAB}-{n}" for n in ["ha", "hb", "tor-a", "tor-b", "mirror"])
+        assert nets == [f"{LAB}-a", f"{LAB}-b"]
+
+        # hosts: fixed address and name, systemd up, reachable over SSH with the lab key
+        addr = podman_exec(f"{LAB}-ha", "ip", "-4", "-o", "addr", "show", "eth0").stdout
+        assert "10.214.1.11/24" in addr
+        assert podman_exec(f"{LAB}-ha", "hostname").stdout.strip() == "ha"
+        assert podman_exec(f"{LAB}-hb", "systemctl", "is-system-running").stdout.strip() in ("running", "degraded")
+        ping = subprocess.run(["ansible", "-i", idc, "all", "-m", "ansible.builtin.ping"], env=ENV, text=True,
+                              capture_output=True)
+        assert ping.returncode == 0 and ping.stdout.count("pong") == 2, ping.stdout + ping.stderr
+
+        # racks are routed, not NATed: rack b sees rack a's own address
+        listener = subprocess.Popen(["podman", "exec", f"{LAB}-hb", "python3", "-c",
+                                     "import socket;s=socket.socket();s.bind(('0.0.0.0',7001));s.listen();"
+                                     "c,a=s.accept();print(a[0])"], env=ENV, text=True, stdout=subprocess.PIPE)
+        podman_exec(f"{LAB}-ha", "python3", "-c",
+                    "import socket,time\n"
+                    "for i in range(50):\n"
+                    "    try:\n        socket.create_connection(('10.214.2.11',7001),1).close(); break\n"
+                    "    except OSError: time.sleep(0.2)")
+        assert listener.communicate(timeout=20)[0].strip() == "10.214.1.11"
+        assert len(nat_rules()) == 2
+
+        # ToR: bgpd runs with the rack's AS, no neighbours yet
+        bgp = podman_exec(f"{LAB}-tor-b", "vtysh", "-c", "show running-config").stdout
+        assert "router bgp 65402" in bgp
+
+        # mirror: serves the artifact manifest over HTTP at its address
+        with urllib.request.urlopen("http://10.214.1.250/manifest.json", timeout=5) as resp:
+            assert "etcd" in json.load(resp)
+
+        # a second up changes nothing
+        again = lab(idc, "up")
+        assert "network " not in again and " in rack " not in again
+    finally:
+        lab(idc, "down")
+    ctrs, nets = lab_objects()
+    assert ctrs == [] and nets == []
+    assert nat_rules() == []
+    # the unlabelled container with the lab's prefix was not ours, so it is still there
+    assert podman("container", "exists", decoy).returncode == 0
+    podman("rm", "-f", decoy)
