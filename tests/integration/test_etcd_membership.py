@@ -84,3 +84,47 @@ def test_grow_to_five_and_shrink_back_to_three(inventory, tmp_path):
         assert kept.strip(), f"{host}: the removed member's data was not kept"
     health = podman_exec(f"{LAB}-m1", "etcdctl-cluster", "endpoint", "health", "--cluster").stdout
     assert health.count("is healthy") == 3, health
+
+
+def unit_start_usec(host):
+    out = podman_exec(f"{LAB}-{host}", "systemctl", "show", "-p", "ExecMainStartTimestampMonotonic",
+                      "--value", "etcd").stdout.strip()
+    return int(out)
+
+
+def test_changed_flag_restarts_members_one_at_a_time_after_a_snapshot(inventory, tmp_path):
+    """A tuned flag changes: each member is snapshotted, restarted and healthy before the next."""
+    idc = write_inventory(inventory, description({"m1", "m2", "m3"}))
+    playbook(idc, "etcd.yml", log=tmp_path / "converged.log")
+    hosts = ["m1", "m2", "m3"]
+    before = pids(hosts)
+    for host in hosts:
+        podman_exec(f"{LAB}-{host}", "sh", "-c", "rm -f /var/backups/etcd/pre-restart-*.db")
+
+    playbook(idc, "etcd.yml", "-e", "etcd_snapshot_count=20000", log=tmp_path / "restart.log")
+    after = pids(hosts)
+    assert all(after[h] != before[h] for h in hosts), (before, after)
+    for host in hosts:
+        env = podman_exec(f"{LAB}-{host}", "cat", "/etc/etcd/etcd.env").stdout
+        assert "ETCD_SNAPSHOT_COUNT=20000" in env
+        snaps = podman_exec(f"{LAB}-{host}", "sh", "-c", f"ls /var/backups/etcd/pre-restart-{host}-*.db").stdout.split()
+        assert len(snaps) == 1, f"{host}: expected one pre-restart snapshot, found {snaps}"
+
+    # The containers share one kernel, so monotonic start times are comparable: the
+    # restarts happened in sequence, each after the previous member was back (health gate).
+    starts = sorted(unit_start_usec(h) for h in hosts)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert all(gap > 500_000 for gap in gaps), f"members restarted together: gaps {gaps} us"
+    log = (tmp_path / "restart.log").read_text()
+    order = [line for line in log.splitlines() if line.startswith("TASK [idcloud.platform.etcd : ")
+             and ("Snapshot the cluster before restarting" in line or "Restart etcd on" in line
+                  or "Wait until healthy again" in line)]
+    assert len(order) == 9, order
+    for i, line in enumerate(order):
+        assert ("Snapshot", "Restart", "Wait")[i % 3] in line, order
+    assert [line.rstrip("]* ").split()[-1] for line in order[::3]] == sorted(after), order
+    health = podman_exec(f"{LAB}-m1", "etcdctl-cluster", "endpoint", "health", "--cluster").stdout
+    assert health.count("is healthy") == 3, health
+
+    recap = playbook(idc, "etcd.yml", "-e", "etcd_snapshot_count=20000", log=tmp_path / "again.log")
+    assert recap and all(changed == 0 for _, changed, _, _ in recap.values()), recap
