@@ -43,6 +43,7 @@ def description(etcd_hosts):
 def inventory(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("members"))
     idc = write_inventory(directory, description({"m1", "m2", "m3"}))
+    lab(idc, "down")  # leftovers of an interrupted run would carry old etcd data
     lab(idc, "up")
     yield directory
     lab(idc, "down")

@@ -47,6 +47,7 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
     decoy = f"{LAB}-decoy"
     podman("rm", "-f", decoy)
     assert podman("create", "--name", decoy, "localhost/idcloud-node:bookworm", "true").returncode == 0
+    lab(idc, "down")  # leftovers of an interrupted run
     try:
         lab(idc, "up")
         ctrs, nets = lab_objects()
