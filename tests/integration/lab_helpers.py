@@ -55,3 +55,23 @@ def podman_exec(container, *cmd, check=True):
 def member_list(container):
     out = podman_exec(container, "etcdctl-cluster", "member", "list", "-w", "json").stdout
     return json.loads(out)["members"]
+
+
+def one_rack_description(lab_name, net, hosts, tor_as):
+    """A one-rack lab IDC on 10.<net>.1.0/24 with the mirror at .250.
+
+    hosts: {name: [roles]}; addresses are .11, .12, ... in the given order.
+    """
+    return {
+        "plugin": "idcloud.platform.idc",
+        "cluster": {"name": lab_name, "pod_cidr": f"10.{net}.128.0/18", "service_cidr": f"10.{net}.192.0/20",
+                    "node_as": 64512},
+        "vars": {"idcloud_mirror_url": f"http://10.{net}.1.250"},
+        "lab": {"name": lab_name, "mirror": {"rack": "k1", "address": f"10.{net}.1.250"}},
+        "rooms": [{"name": "r", "racks": [{
+            "name": "k1", "subnet": f"10.{net}.1.0/24", "gateway": f"10.{net}.1.1",
+            "tor": {"as": tor_as, "peer": f"10.{net}.1.254"},
+            "hosts": [{"name": name, "address": f"10.{net}.1.{11 + i}", "roles": list(roles),
+                       "size": {"cpu": 4, "memory_gib": 16}} for i, (name, roles) in enumerate(hosts.items())],
+        }]}],
+    }

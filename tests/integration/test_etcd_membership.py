@@ -6,37 +6,19 @@ workers the etcd role and re-running etcd.yml must grow the cluster to five vote
 must change nothing; taking the role away again must shrink it back to three and stop
 etcd on the two hosts. Everything is read from the real cluster.
 """
-import copy
-import os
 import shutil
 
 import pytest
 
-from lab_helpers import REPO, lab, member_list, playbook, podman_exec, write_inventory
+from lab_helpers import lab, member_list, one_rack_description, playbook, podman_exec, write_inventory
 
 LAB = "it-members"
-BASE = {
-    "plugin": "idcloud.platform.idc",
-    "cluster": {"name": LAB, "pod_cidr": "10.213.128.0/18", "service_cidr": "10.213.192.0/20",
-                "node_as": 64512},
-    "vars": {"idcloud_mirror_url": "http://10.213.1.250"},
-    "lab": {"name": LAB, "mirror": {"rack": "k1", "address": "10.213.1.250"}},
-    "rooms": [{"name": "r", "racks": [{
-        "name": "k1", "subnet": "10.213.1.0/24", "gateway": "10.213.1.1",
-        "tor": {"as": 65301, "peer": "10.213.1.254"},
-        "hosts": [{"name": f"m{i}", "address": f"10.213.1.1{i}", "roles": ["worker"],
-                   "size": {"cpu": 4, "memory_gib": 16}} for i in range(1, 6)],
-    }]}],
-}
-
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
 
 
 def description(etcd_hosts):
-    desc = copy.deepcopy(BASE)
-    for host in desc["rooms"][0]["racks"][0]["hosts"]:
-        host["roles"] = ["etcd"] if host["name"] in etcd_hosts else ["worker"]
-    return desc
+    return one_rack_description(LAB, 213, {f"m{i}": ["etcd"] if f"m{i}" in etcd_hosts else ["worker"]
+                                           for i in range(1, 6)}, tor_as=65301)
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,10 @@ import subprocess
 
 import pytest
 
-from lab_helpers import BIN, ENV, REPO, lab, podman_exec, write_inventory
+from lab_helpers import BIN, ENV, REPO, lab, one_rack_description, podman_exec, write_inventory
 
 LAB = "it-ca"
-DESC = {
-    "plugin": "idcloud.platform.idc",
-    "cluster": {"name": LAB, "pod_cidr": "10.215.128.0/18", "service_cidr": "10.215.192.0/20",
-                "node_as": 64512},
-    "vars": {"idcloud_mirror_url": "http://10.215.1.250"},
-    "lab": {"name": LAB, "mirror": {"rack": "c1", "address": "10.215.1.250"}},
-    "rooms": [{"name": "r", "racks": [{
-        "name": "c1", "subnet": "10.215.1.0/24", "gateway": "10.215.1.1",
-        "tor": {"as": 65501, "peer": "10.215.1.254"},
-        "hosts": [{"name": "ca1", "address": "10.215.1.11", "roles": ["etcd"],
-                   "size": {"cpu": 2, "memory_gib": 4}}],
-    }]}],
-}
+DESC = one_rack_description(LAB, 215, {"ca1": ["etcd"]}, tor_as=65501)
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
 
