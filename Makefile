@@ -25,8 +25,9 @@ bootstrap: ## Install OS packages, the pinned virtualenv and the collection link
 artifacts: bootstrap ## Build upstream binaries for the mirror (cached by version)
 	$(BIN)/python lab/artifacts/build $(ARTIFACTS)
 
-images: bootstrap ## Build the lab's host and ToR images (cached)
+images: bootstrap ## Build the lab's host, ToR and mirror images, and the registry's images (cached)
 	./lab/image/build
+	$(BIN)/python lab/images/build
 
 lab-up: artifacts images ## Bring the lab IDC up
 	$(BIN)/python lab/lab --idc $(LAB_IDC) up

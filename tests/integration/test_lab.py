@@ -34,7 +34,8 @@ def podman(*args):
 def lab_objects():
     ctrs = podman("ps", "-a", "--filter", f"label=idcloud.lab={LAB}", "--format", "{{.Names}}").stdout.split()
     nets = [n for n in podman("network", "ls", "--format", "{{.Name}}").stdout.split() if n.startswith(f"{LAB}-")]
-    return sorted(ctrs), sorted(nets)
+    vols = podman("volume", "ls", "--filter", f"label=idcloud.lab={LAB}", "--format", "{{.Name}}").stdout.split()
+    return sorted(ctrs), sorted(nets), sorted(vols)
 
 
 def nat_rules():
@@ -45,14 +46,24 @@ def nat_rules():
 def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
     idc = write_inventory(str(tmp_path), DESC)
     decoy = f"{LAB}-decoy"
+    decoy_volume = f"{LAB}-decoy-containerd"
     podman("rm", "-f", decoy)
+    podman("volume", "rm", "-f", decoy_volume)
     assert podman("create", "--name", decoy, "localhost/idcloud-node:bookworm", "true").returncode == 0
+    assert podman("volume", "create", decoy_volume).returncode == 0
     lab(idc, "down")  # leftovers of an interrupted run
     try:
         lab(idc, "up")
-        ctrs, nets = lab_objects()
+        ctrs, nets, vols = lab_objects()
         assert ctrs == sorted(f"{LAB}-{n}" for n in ["ha", "hb", "tor-a", "tor-b", "mirror"])
         assert nets == [f"{LAB}-a", f"{LAB}-b"]
+        # each host keeps containerd's data on its own labelled volume, and has a private
+        # cgroup namespace (containers it starts stay under its cgroup)
+        assert vols == [f"{LAB}-ha-containerd", f"{LAB}-hb-containerd"]
+        mounts = podman("inspect", "-f", "{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}", f"{LAB}-ha").stdout
+        assert f"{LAB}-ha-containerd:/var/lib/containerd" in mounts.split()
+        for name in ("ha", "hb", "mirror"):
+            assert podman("inspect", "-f", "{{.HostConfig.CgroupMode}}", f"{LAB}-{name}").stdout.strip() == "private"
 
         # hosts: fixed address and name, systemd up, reachable over SSH with the lab key
         addr = podman_exec(f"{LAB}-ha", "ip", "-4", "-o", "addr", "show", "eth0").stdout
@@ -88,9 +99,12 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         assert "network " not in again and " in rack " not in again
     finally:
         lab(idc, "down")
-    ctrs, nets = lab_objects()
-    assert ctrs == [] and nets == []
+    ctrs, nets, vols = lab_objects()
+    assert ctrs == [] and nets == [] and vols == []
+    assert podman("volume", "exists", f"{LAB}-ha-containerd").returncode != 0
     assert nat_rules() == []
-    # the unlabelled container with the lab's prefix was not ours, so it is still there
+    # the unlabelled container and volume with the lab's prefix were not ours: still there
     assert podman("container", "exists", decoy).returncode == 0
+    assert podman("volume", "exists", decoy_volume).returncode == 0
     podman("rm", "-f", decoy)
+    podman("volume", "rm", "-f", decoy_volume)
