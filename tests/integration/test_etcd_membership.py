@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman i
 
 def description(etcd_hosts):
     return one_rack_description(LAB, 213, {f"m{i}": ["etcd"] if f"m{i}" in etcd_hosts else ["worker"]
-                                           for i in range(1, 6)}, tor_as=65301)
+                                           for i in range(1, 6)}, tor_as=65301, registry=False)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from lab_helpers import BIN, ENV, REPO, lab, one_rack_description, podman_exec, write_inventory
 
 LAB = "it-ca"
-DESC = one_rack_description(LAB, 215, {"ca1": ["etcd"]}, tor_as=65501)
+DESC = one_rack_description(LAB, 215, {"ca1": ["etcd"]}, tor_as=65501, registry=False)
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
 
