@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 LAB_IDC ?= inventories/lab/idc.yml
-MOLECULE_SCENARIOS ?= node_tuning etcd
+MOLECULE_SCENARIOS ?= node_tuning etcd apiserver_lb
 # Artifacts the roles use today; `make artifacts ARTIFACTS=` (empty) builds every entry
 # of lab/artifacts/versions.yml (Kubernetes adds ~15 min cold on 2 cores).
 ARTIFACTS ?= etcd

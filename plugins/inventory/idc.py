@@ -25,7 +25,8 @@ description:
     C(idc_rack_gateway), C(idc_tor_name), C(idc_tor_as), C(idc_tor_peer), C(idc_node_as),
     C(idc_roles), C(idc_cpu), C(idc_memory_gib), then the host''s O(rooms[].racks[].hosts[].vars).
     Group C(all) gets C(idc_cluster_name), C(idc_pod_cidr), C(idc_service_cidr), C(idc_node_as),
-    C(idc_cluster_domain), then O(vars).'
+    C(idc_cluster_domain), C(idc_apiserver_vip) (an empty string without a VIP), C(idc_apiserver_port),
+    C(idc_apiserver_url) (C(https://VIP:port), or the first control plane''s address without a VIP), then O(vars).'
   - The file name must end with C(idc.yml) or C(idc.yaml), for example C(idc.yml) or C(bj1.idc.yml).
   - The full format reference, with every validation rule, is docs/idc-description.md in the collection.
 extends_documentation_fragment:
@@ -71,6 +72,18 @@ options:
         description: Cluster DNS domain.
         type: str
         default: cluster.local
+      apiserver_vip:
+        description:
+          - IPv4 address every client reaches the apiservers at. Required when a host has the C(lb) role.
+          - With C(lb) hosts it is a keepalived VRRP VIP, so every C(lb) host must be in one rack and the VIP
+            inside that rack's subnet; it must not be a host address, a gateway, a ToR peer, or inside the pod
+            or service network.
+          - Without C(lb) hosts it may be the address of an external load balancer.
+        type: str
+      apiserver_port:
+        description: TCP port of O(cluster.apiserver_vip) (the HAProxy frontend on the C(lb) hosts).
+        type: int
+        default: 6443
   vars:
     description: Variables for group C(all). Names computed by this plugin (C(idc_*)) are refused.
     type: dict
@@ -169,6 +182,7 @@ cluster:
   pod_cidr: 10.244.0.0/16
   service_cidr: 10.96.0.0/16
   node_as: 64512
+  apiserver_vip: 10.10.1.10
 rooms:
   - name: room-a
     racks:
@@ -180,6 +194,8 @@ rooms:
           - {name: m1, address: 10.10.1.11, roles: [etcd, control_plane], size: {cpu: 16, memory_gib: 64}}
           - {name: m2, address: 10.10.1.12, roles: [etcd, control_plane], size: {cpu: 16, memory_gib: 64}}
           - {name: m3, address: 10.10.1.13, roles: [etcd, control_plane], size: {cpu: 16, memory_gib: 64}}
+          - {name: lb1, address: 10.10.1.21, roles: [lb], size: {cpu: 4, memory_gib: 8}}
+          - {name: lb2, address: 10.10.1.22, roles: [lb], size: {cpu: 4, memory_gib: 8}}
           - name: w1
             address: 10.10.1.21
             roles: [worker]

@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "ALL_VAR_NAMES",
+    "DEFAULT_APISERVER_PORT",
     "DEFAULT_DOMAIN",
     "HOST_VAR_NAMES",
     "KNOWN_ROLES",
@@ -63,6 +64,8 @@ PARENT_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 DEFAULT_DOMAIN = "cluster.local"
+# the port clients reach the apiservers on (the VIP's HAProxy frontend, or an apiserver itself)
+DEFAULT_APISERVER_PORT = 6443
 AS_MIN, AS_MAX = 1, 4294967295
 
 # top-level keys that belong to the inventory plugin (constructed options), not to the data centre
@@ -71,7 +74,7 @@ PLUGIN_KEYS: frozenset[str] = frozenset(
 )
 
 _TOP_KEYS = ("cluster", "vars", "lab", "rooms")
-_CLUSTER_KEYS = ("name", "pod_cidr", "service_cidr", "node_as", "domain")
+_CLUSTER_KEYS = ("name", "pod_cidr", "service_cidr", "node_as", "domain", "apiserver_vip", "apiserver_port")
 _ROOM_KEYS = ("name", "racks")
 _RACK_KEYS = ("name", "subnet", "gateway", "tor", "hosts")
 _TOR_KEYS = ("name", "as", "peer")
@@ -83,7 +86,10 @@ HOST_VAR_NAMES: tuple[str, ...] = (
     "ansible_host", "idc_room", "idc_rack", "idc_rack_subnet", "idc_rack_gateway", "idc_tor_name", "idc_tor_as",
     "idc_tor_peer", "idc_node_as", "idc_roles", "idc_cpu", "idc_memory_gib",
 )
-ALL_VAR_NAMES: tuple[str, ...] = ("idc_cluster_name", "idc_pod_cidr", "idc_service_cidr", "idc_node_as", "idc_cluster_domain")
+ALL_VAR_NAMES: tuple[str, ...] = (
+    "idc_cluster_name", "idc_pod_cidr", "idc_service_cidr", "idc_node_as", "idc_cluster_domain",
+    "idc_apiserver_vip", "idc_apiserver_port", "idc_apiserver_url",
+)
 # letting vars set these would make the description lie; ansible_host may point at a management address
 _RESERVED_VARS = frozenset(HOST_VAR_NAMES + ALL_VAR_NAMES) - {"ansible_host"}
 
@@ -167,6 +173,21 @@ class IdcDescription:
     vars: dict[str, Any]
     lab: dict[str, Any]
     rooms: list[Room]
+    # the address clients reach the apiservers at: a VRRP VIP held by the lb hosts (or an external LB)
+    apiserver_vip: str | None = None
+    apiserver_port: int = DEFAULT_APISERVER_PORT
+
+    @property
+    def apiserver_url(self) -> str:
+        """https://VIP:port; without a VIP the first control plane's address; "" when there is neither."""
+        address = self.apiserver_vip
+        if address is None:
+            control_planes = [host for host in self.iter_hosts() if host.roles and "control_plane" in host.roles]
+            if not control_planes:
+                return ""
+            address = control_planes[0].address
+        host = f"[{address}]" if ":" in address else address
+        return f"https://{host}:{self.apiserver_port}"
 
     def iter_racks(self) -> Iterator[Rack]:
         for room in self.rooms:
@@ -248,6 +269,9 @@ def inventory_layout(desc: IdcDescription) -> dict[str, Any]:
         "idc_service_cidr": desc.service_cidr,
         "idc_node_as": desc.node_as,
         "idc_cluster_domain": desc.domain,
+        "idc_apiserver_vip": desc.apiserver_vip or "",
+        "idc_apiserver_port": desc.apiserver_port,
+        "idc_apiserver_url": desc.apiserver_url,
     }
     all_vars.update(desc.vars)
     return {"groups": groups, "children": children, "hostvars": hostvars, "all_vars": all_vars}
@@ -440,10 +464,10 @@ class _Checker:
             return None  # type: ignore[return-value]
         self.unknown_keys(data, _TOP_KEYS, "", also=PLUGIN_KEYS)
         cluster = self.take(data, "cluster", "", self.mapping, "{name: bj1-prod, pod_cidr: ..., service_cidr: ..., node_as: 64512}")
-        name = pod = service = node_as = None
-        domain = DEFAULT_DOMAIN
+        name = pod = service = node_as = vip = None
+        domain, port = DEFAULT_DOMAIN, DEFAULT_APISERVER_PORT
         if cluster is not None:
-            name, pod, service, node_as, domain = self.cluster(cluster)
+            name, pod, service, node_as, domain, vip, port = self.cluster(cluster)
         all_vars = self.take(data, "vars", "", self.variables, "{ntp_servers: [10.0.0.1]}", required=False)
         lab = self.take(data, "lab", "", self.mapping, "{name: idlab}", required=False)
         rooms = []
@@ -457,8 +481,9 @@ class _Checker:
         desc = IdcDescription(
             cluster_name=name, pod_cidr=str(pod) if pod else None, service_cidr=str(service) if service else None,
             node_as=node_as, domain=domain, vars=all_vars or {}, lab=dict(lab or {}), rooms=rooms,
+            apiserver_vip=str(vip) if vip else None, apiserver_port=port,
         )
-        self.cross_checks(desc, pod, service)
+        self.cross_checks(desc, pod, service, vip, cluster is not None and cluster.get("apiserver_vip") is not None)
         return desc
 
     def cluster(self, data: Mapping):
@@ -474,7 +499,13 @@ class _Checker:
         domain = self.take(data, "domain", "cluster", self.text, DEFAULT_DOMAIN, required=False)
         if domain is not None and (len(domain) > 253 or not _HOSTNAME_RE.match(domain)):
             self.fail("cluster.domain", f"{_shown(domain)} is not a valid DNS domain", f"use lowercase DNS labels, e.g. {DEFAULT_DOMAIN}")
-        return name, pod, service, node_as, domain or DEFAULT_DOMAIN
+        vip = self.take(data, "apiserver_vip", "cluster", self.address, "10.10.1.10", required=False)
+        if vip is not None and vip.version != 4:
+            self.fail("cluster.apiserver_vip", f"{vip} is not an IPv4 address",
+                      "use an IPv4 address in the lb hosts' rack subnet; the keepalived VIP is IPv4 only")
+            vip = None
+        port = self.take(data, "apiserver_port", "cluster", self.port, str(DEFAULT_APISERVER_PORT), required=False)
+        return name, pod, service, node_as, domain or DEFAULT_DOMAIN, vip, port or DEFAULT_APISERVER_PORT
 
     def room(self, data: Any, path: str) -> Room | None:
         data = self.mapping(data, path, "{name: room-a, racks: [...]}")
@@ -613,6 +644,13 @@ class _Checker:
         memory = self.take(size, "memory_gib", size_path, self.positive_number, "64")
         return cpu, memory
 
+    def port(self, value: Any, path: str, example: str) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            self.fail(path, f"expected a TCP port (1..65535), got {_type_name(value)} {_shown(value)}",
+                      f"write a plain integer without quotes, e.g. {example}")
+            return None
+        return value
+
     def positive_int(self, value: Any, path: str, example: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             self.fail(path, f"expected a positive integer, got {_type_name(value)} {_shown(value)}",
@@ -630,16 +668,19 @@ class _Checker:
 
     # -- rules that need the whole description
 
-    def cross_checks(self, desc: IdcDescription, pod, service) -> None:
+    def cross_checks(self, desc: IdcDescription, pod, service, vip, vip_given: bool) -> None:
         self.unique_rooms(desc)
         self.unique_racks(desc)
         self.unique_hosts(desc)
         self.unique_addresses(desc)
         self.disjoint_networks(desc, pod, service)
+        if vip is not None:
+            self.apiserver_vip_is_free(desc, vip, pod, service)
         # with no rooms or a host's roles unreadable the counts would only add noise
         if desc.rooms and not self.role_errors:
             self.quorum(desc, "etcd", allow_zero=False)
             self.quorum(desc, "etcd_spare", allow_zero=True)
+            self.lb_segment(desc, vip, vip_given)
 
     def unique_names(self, items, what: str) -> None:
         # two names can differ yet normalise to the same group, which would merge two locations
@@ -717,3 +758,64 @@ class _Checker:
                       f"use an odd number of {role} hosts (e.g. {count - 1} or {count + 1}): "
                       "an even count survives no more failures than one member fewer, and a half/half split stops it")
 
+    # -- the apiserver VIP
+
+    def apiserver_vip_is_free(self, desc: IdcDescription, vip, pod, service) -> None:
+        path = "cluster.apiserver_vip"
+        # the VIP moves between the lb hosts, so no host, gateway or ToR may own it
+        for rack in desc.iter_racks():
+            if rack.gateway == str(vip):
+                self.fail(path, f"{vip} is rack {rack.name}'s gateway", "use a free address that no host, gateway or ToR peer has")
+            if rack.tor_peer == str(vip):
+                self.fail(path, f"{vip} is rack {rack.name}'s ToR peer address",
+                          "use a free address that no host, gateway or ToR peer has")
+        for host in desc.iter_hosts():
+            if host.address == str(vip):
+                self.fail(path, f"{vip} is the address of host {host.name} ({self.paths[id(host)]})",
+                          "use a free address that no host, gateway or ToR peer has: keepalived moves the VIP between the lb hosts")
+        for where, net in (("cluster.pod_cidr", pod), ("cluster.service_cidr", service)):
+            if net is not None and vip.version == net.version and vip in net:
+                self.fail(path, f"{vip} is inside {where} {net}", "use an address in the lb hosts' rack subnet")
+
+    def lb_segment(self, desc: IdcDescription, vip, vip_given: bool) -> None:
+        lbs = [host for host in desc.iter_hosts() if "lb" in host.roles]
+        if not lbs:
+            return
+        by_rack: dict[str, list[str]] = {}
+        for host in lbs:
+            by_rack.setdefault(host.rack, []).append(host.name)
+        racks = [rack for rack in desc.iter_racks() if rack.name in by_rack]
+        for host in lbs:
+            if "control_plane" in host.roles and desc.apiserver_port == DEFAULT_APISERVER_PORT:
+                # HAProxy's frontend and kube-apiserver would both listen on the port
+                self.fail(f"{self.paths[id(host)]}.roles",
+                          f"host {host.name} is lb and control_plane, and cluster.apiserver_port is {DEFAULT_APISERVER_PORT}, "
+                          "the port kube-apiserver listens on",
+                          "give the lb role to other hosts, or set cluster.apiserver_port to another port, e.g. 8443")
+        listed = ", ".join(f"{', '.join(names)} in rack {rack}" for rack, names in by_rack.items())
+        if len(by_rack) > 1:
+            shown = f" for apiserver_vip {vip}" if vip is not None else ""
+            self.fail("role lb", f"the lb hosts are in {len(by_rack)} racks ({listed}){shown}",
+                      "put every lb host in one rack: the keepalived VRRP VIP (cluster.apiserver_vip) moves by ARP, "
+                      "so all lb hosts must share one L2 segment (one rack subnet)")
+        rack = racks[0]
+        if vip is None:
+            if not vip_given:
+                example = ""
+                if rack.subnet and rack.network.version == 4:
+                    used = {h.address for h in rack.hosts} | {rack.gateway, rack.tor_peer}
+                    free = next((str(a) for a in rack.network.hosts() if str(a) not in used), None)
+                    example = f", e.g. apiserver_vip: {free}" if free and len(by_rack) == 1 else ""
+                self.fail("cluster.apiserver_vip", f"missing, and the description has lb hosts ({listed})",
+                          f"add a free address of the lb hosts' rack subnet {rack.subnet} under cluster{example}; "
+                          "keepalived holds it on one lb host at a time")
+            return
+        if len(by_rack) > 1 or rack.subnet is None:
+            return
+        subnet = rack.network
+        if vip not in subnet:
+            self.fail("cluster.apiserver_vip", f"{vip} is outside rack {rack.name}'s subnet {subnet}, where the lb hosts are ({listed})",
+                      f"use a free address in {subnet}: a VRRP VIP lives on the lb hosts' L2 segment")
+        elif vip in (subnet.network_address, subnet.broadcast_address):
+            kind = "network" if vip == subnet.network_address else "broadcast"
+            self.fail("cluster.apiserver_vip", f"{vip} is the {kind} address of {subnet}", f"use a free host address in {subnet}")

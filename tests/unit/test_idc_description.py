@@ -694,6 +694,9 @@ def test_inventory_layout_of_a_small_description(desc):
         "idc_service_cidr": "10.96.0.0/16",
         "idc_node_as": 64512,
         "idc_cluster_domain": "cluster.local",
+        "idc_apiserver_vip": "",
+        "idc_apiserver_port": 6443,
+        "idc_apiserver_url": "https://10.10.1.11:6443",
         "ntp_servers": ["10.0.0.1"],
     }
     assert list(layout["hostvars"]) == ["m1", "w1", "m2", "s1", "m3"]
@@ -738,3 +741,167 @@ def test_parse_does_not_change_its_input(desc):
     before = copy.deepcopy(desc)
     parse_description(desc)
     assert desc == before
+
+
+# -- the apiserver VIP ----------------------------------------------------------------------
+
+
+def with_lb_pair(data, second_rack=0, second_address="10.10.1.22"):
+    """Two lb hosts in rack a01 (the second in another rack when asked) and the VIP 10.10.1.10."""
+    a01(data)["hosts"].append(host("lb1", "10.10.1.23", ["lb"], cpu=4, memory_gib=8))
+    racks = [r for room in data["rooms"] for r in room["racks"]]
+    racks[second_rack]["hosts"].append(host("lb2", second_address, ["lb"], cpu=4, memory_gib=8))
+    data["cluster"]["apiserver_vip"] = "10.10.1.10"
+    return data
+
+
+def all_vars_of(data):
+    return inventory_layout(parse_description(data))["all_vars"]
+
+
+def test_lb_pair_with_a_vip_in_their_rack(desc):
+    model = parse_description(with_lb_pair(desc))
+    assert (model.apiserver_vip, model.apiserver_port, model.apiserver_url) == ("10.10.1.10", 6443, "https://10.10.1.10:6443")
+    assert {k: v for k, v in all_vars_of(desc).items() if k.startswith("idc_apiserver")} == {
+        "idc_apiserver_vip": "10.10.1.10", "idc_apiserver_port": 6443, "idc_apiserver_url": "https://10.10.1.10:6443"}
+
+
+def test_apiserver_port_is_optional_and_used_in_the_url(desc):
+    with_lb_pair(desc)["cluster"]["apiserver_port"] = 8443
+    assert all_vars_of(desc)["idc_apiserver_url"] == "https://10.10.1.10:8443"
+    assert all_vars_of(desc)["idc_apiserver_port"] == 8443
+
+
+def test_without_lb_hosts_and_vip_the_url_is_the_first_control_plane(desc):
+    assert {k: v for k, v in all_vars_of(desc).items() if k.startswith("idc_apiserver")} == {
+        "idc_apiserver_vip": "", "idc_apiserver_port": 6443, "idc_apiserver_url": "https://10.10.1.11:6443"}
+
+
+def test_without_any_control_plane_the_url_is_empty(desc):
+    for room in desc["rooms"]:
+        for r in room["racks"]:
+            for h in r["hosts"]:
+                h["roles"] = [role for role in h["roles"] if role != "control_plane"] or ["worker"]
+    assert all_vars_of(desc)["idc_apiserver_url"] == ""
+
+
+def test_ipv6_control_plane_url_is_bracketed(desc):
+    a01(desc).update(subnet="fd00:10:1::/64", gateway="fd00:10:1::1")
+    a01(desc)["tor"]["peer"] = "fd00:10:1::fe"
+    m1(desc)["address"] = "fd00:10:1::11"
+    a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
+    assert all_vars_of(desc)["idc_apiserver_url"] == "https://[fd00:10:1::11]:6443"
+
+
+def test_a_vip_without_lb_hosts_is_an_external_load_balancer(desc):
+    desc["cluster"]["apiserver_vip"] = "10.10.9.10"
+    assert all_vars_of(desc)["idc_apiserver_url"] == "https://10.10.9.10:6443"
+
+
+def test_vip_is_required_with_lb_hosts(desc):
+    del with_lb_pair(desc)["cluster"]["apiserver_vip"]
+    assert only_error(desc) == (
+        "cluster.apiserver_vip: missing, and the description has lb hosts (lb1, lb2 in rack a01); "
+        "fix: add a free address of the lb hosts' rack subnet 10.10.1.0/24 under cluster, e.g. apiserver_vip: 10.10.1.2; "
+        "keepalived holds it on one lb host at a time"
+    )
+
+
+def test_lb_hosts_in_two_racks_cannot_share_a_vip(desc):
+    with_lb_pair(desc, second_rack=1, second_address="10.10.2.22")
+    assert only_error(desc) == (
+        "role lb: the lb hosts are in 2 racks (lb1 in rack a01, lb2 in rack a02) for apiserver_vip 10.10.1.10; "
+        "fix: put every lb host in one rack: the keepalived VRRP VIP (cluster.apiserver_vip) moves by ARP, "
+        "so all lb hosts must share one L2 segment (one rack subnet)"
+    )
+
+
+def test_lb_hosts_in_two_racks_without_a_vip_get_both_errors(desc):
+    del with_lb_pair(desc, second_rack=2, second_address="10.10.3.22")["cluster"]["apiserver_vip"]
+    errors = errors_of(desc)
+    assert [e.split(":")[0] for e in errors] == ["role lb", "cluster.apiserver_vip"], errors
+    assert "lb1 in rack a01, lb2 in rack b01" in errors[0]
+
+
+def test_vip_outside_the_lb_rack(desc):
+    with_lb_pair(desc)["cluster"]["apiserver_vip"] = "10.10.2.10"
+    assert only_error(desc) == (
+        "cluster.apiserver_vip: 10.10.2.10 is outside rack a01's subnet 10.10.1.0/24, where the lb hosts are "
+        "(lb1, lb2 in rack a01); fix: use a free address in 10.10.1.0/24: a VRRP VIP lives on the lb hosts' L2 segment"
+    )
+
+
+@pytest.mark.parametrize("vip, problem", [
+    ("10.10.1.0", "10.10.1.0 is the network address of 10.10.1.0/24; fix: use a free host address in 10.10.1.0/24"),
+    ("10.10.1.255", "10.10.1.255 is the broadcast address of 10.10.1.0/24; fix: use a free host address in 10.10.1.0/24"),
+])
+def test_vip_is_not_the_network_or_broadcast_address(desc, vip, problem):
+    with_lb_pair(desc)["cluster"]["apiserver_vip"] = vip
+    assert only_error(desc) == f"cluster.apiserver_vip: {problem}"
+
+
+@pytest.mark.parametrize("vip, problem", [
+    ("10.10.1.22", "10.10.1.22 is the address of host lb2 (rooms[room-a].racks[a01].hosts[lb2])"),
+    ("10.10.1.11", "10.10.1.11 is the address of host m1 (rooms[room-a].racks[a01].hosts[m1])"),
+    ("10.10.1.1", "10.10.1.1 is rack a01's gateway"),
+    ("10.10.1.254", "10.10.1.254 is rack a01's ToR peer address"),
+])
+def test_vip_is_not_an_address_in_use(desc, vip, problem):
+    with_lb_pair(desc)["cluster"]["apiserver_vip"] = vip
+    error = only_error(desc)
+    assert error.startswith(f"cluster.apiserver_vip: {problem}; fix: use a free address that no host, gateway or ToR peer has")
+
+
+def test_vip_of_an_external_lb_is_not_an_address_in_use(desc):
+    desc["cluster"]["apiserver_vip"] = "10.10.2.31"
+    assert only_error(desc).startswith("cluster.apiserver_vip: 10.10.2.31 is the address of host s1 ")
+
+
+def test_vip_is_not_in_the_pod_or_service_network(desc):
+    desc["cluster"]["apiserver_vip"] = "10.96.0.1"
+    assert only_error(desc) == (
+        "cluster.apiserver_vip: 10.96.0.1 is inside cluster.service_cidr 10.96.0.0/16; "
+        "fix: use an address in the lb hosts' rack subnet"
+    )
+
+
+@pytest.mark.parametrize("vip, expected", [
+    ("fd00::10", "cluster.apiserver_vip: fd00::10 is not an IPv4 address; fix: use an IPv4 address in the lb hosts' "
+                 "rack subnet; the keepalived VIP is IPv4 only"),
+    ("10.10.1", "cluster.apiserver_vip: '10.10.1' is not a valid IP address; fix: write it as e.g. 10.10.1.10"),
+    (1010, "cluster.apiserver_vip: expected an IP address, got an integer 1010; fix: write it as e.g. 10.10.1.10"),
+])
+def test_vip_must_be_an_ipv4_address(desc, vip, expected):
+    # a VIP that cannot be read is reported once, not again as missing
+    with_lb_pair(desc)["cluster"]["apiserver_vip"] = vip
+    assert only_error(desc) == expected
+
+
+@pytest.mark.parametrize("port", [0, 65536, "6443", True, 6443.0])
+def test_apiserver_port_must_be_a_tcp_port(desc, port):
+    desc["cluster"]["apiserver_port"] = port
+    assert only_error(desc).startswith("cluster.apiserver_port: expected a TCP port (1..65535), got ")
+
+
+def test_a_host_that_is_lb_and_control_plane_needs_another_port(desc):
+    with_lb_pair(desc)
+    a01(desc)["hosts"][-1]["roles"] = ["lb", "control_plane"]
+    assert only_error(desc) == (
+        "rooms[room-a].racks[a01].hosts[lb2].roles: host lb2 is lb and control_plane, and cluster.apiserver_port is 6443, "
+        "the port kube-apiserver listens on; fix: give the lb role to other hosts, or set cluster.apiserver_port "
+        "to another port, e.g. 8443"
+    )
+    desc["cluster"]["apiserver_port"] = 8443
+    assert parse_description(desc).apiserver_url == "https://10.10.1.10:8443"
+
+
+def test_apiserver_vars_cannot_be_set_in_vars(desc):
+    desc["vars"] = {"idc_apiserver_url": "https://example:6443"}
+    assert "idc_apiserver_url is computed from the description" in only_error(desc)
+
+
+def test_lab_lb_pair_shares_rack_r1_with_the_vip():
+    model = parse_description(yaml.safe_load((REPO / "inventories/lab/idc.yml").read_text()))
+    assert {h.name: (h.rack, h.address) for h in model.hosts_with_role("lb")} == {
+        "lb1": ("r1", "10.210.1.21"), "lb2": ("r1", "10.210.1.22")}
+    assert model.apiserver_url == "https://10.210.1.10:6443"

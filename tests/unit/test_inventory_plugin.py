@@ -162,8 +162,24 @@ def test_host_and_group_variables(write):
         "idc_service_cidr": "10.96.0.0/16",
         "idc_node_as": 64512,
         "idc_cluster_domain": "cluster.local",
+        "idc_apiserver_vip": "",
+        "idc_apiserver_port": 6443,
+        "idc_apiserver_url": "https://10.10.1.11:6443",
         "ntp_servers": ["10.0.0.123"],
     }
+
+
+def test_apiserver_vip_becomes_group_all_variables(write):
+    text = DESCRIPTION.replace("node_as: 64512}", "node_as: 64512, apiserver_vip: 10.10.1.10, apiserver_port: 8443}")
+    text = text.replace("          - name: w1\n",
+                        "          - {name: lb1, address: 10.10.1.31, roles: [lb], size: {cpu: 4, memory_gib: 8}}\n"
+                        "          - {name: lb2, address: 10.10.1.32, roles: [lb], size: {cpu: 4, memory_gib: 8}}\n"
+                        "          - name: w1\n")
+    inventory = parse(write(text))
+    assert members(inventory, "lb") == ["lb1", "lb2"]
+    group_all = inventory.groups["all"].get_vars()
+    assert (group_all["idc_apiserver_vip"], group_all["idc_apiserver_port"], group_all["idc_apiserver_url"]) == (
+        "10.10.1.10", 8443, "https://10.10.1.10:8443")
 
 
 def test_lab_section_is_ignored(write):
