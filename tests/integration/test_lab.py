@@ -57,13 +57,22 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         ctrs, nets, vols = lab_objects()
         assert ctrs == sorted(f"{LAB}-{n}" for n in ["ha", "hb", "tor-a", "tor-b", "mirror"])
         assert nets == [f"{LAB}-a", f"{LAB}-b"]
-        # each host keeps containerd's data on its own labelled volume, and has a private
-        # cgroup namespace (containers it starts stay under its cgroup)
+        # each host keeps containerd's data on its own labelled volume, and its cgroup
+        # paths resolve the way its systemd names them (lab/lab CGROUP_FIX)
         assert vols == [f"{LAB}-ha-containerd", f"{LAB}-hb-containerd"]
         mounts = podman("inspect", "-f", "{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}", f"{LAB}-ha").stdout
         assert f"{LAB}-ha-containerd:/var/lib/containerd" in mounts.split()
-        for name in ("ha", "hb", "mirror"):
-            assert podman("inspect", "-f", "{{.HostConfig.CgroupMode}}", f"{LAB}-{name}").stdout.strip() == "private"
+        for name in ("ha", "hb"):
+            host = f"{LAB}-{name}"
+            assert podman("inspect", "-f", "{{.HostConfig.CgroupMode}}", host).stdout.strip() != "private"
+            assert podman_exec(host, "systemctl", "is-active", "idcloud-lab-cgroups").stdout.strip() == "active"
+            own = podman_exec(host, "sh", "-c", "grep :pids: /proc/1/cgroup | cut -d: -f3").stdout.strip()
+            own = own.removesuffix("/init.scope")
+            assert own.startswith("/libpod_parent/"), own
+            for hierarchy in ("pids", "memory", "systemd"):
+                assert podman_exec(host, "mountpoint", "-q", f"/sys/fs/cgroup/{hierarchy}{own}", check=False).returncode == 0
+            # systemd derives no pids caps from the container (DefaultTasksMax=infinity)
+            assert podman_exec(host, "cat", "/sys/fs/cgroup/pids/system.slice/ssh.service/pids.max").stdout.strip() == "max"
 
         # hosts: fixed address and name, systemd up, reachable over SSH with the lab key
         addr = podman_exec(f"{LAB}-ha", "ip", "-4", "-o", "addr", "show", "eth0").stdout

@@ -120,7 +120,7 @@ def test_a_lab_host_pulls_the_web_image_with_containerd_and_serves_it(containerd
         pid = ctr("task", "ls").stdout.split("web1")[1].split()[0]
         status = podman_exec(containerd, "cat", f"/proc/{pid}/status").stdout
         assert "\nUid:\t65534\t" in status, status
-        # the container's cgroup sits under the lab host's own cgroup (private cgroupns),
+        # the container's cgroup sits under the lab host's own cgroup,
         # not at the VM's root where every host's containers would meet
         host_pid = subprocess.run(["podman", "inspect", "-f", "{{.State.Pid}}", containerd], env=ENV, text=True,
                                   capture_output=True, check=True).stdout.strip()
