@@ -273,14 +273,19 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
     for host in etcds:
         podman_exec(ctr(host), "systemctl", "stop", "etcd")
     time.sleep(20)
-    for host in cps:
-        podman_exec(ctr(host), "systemctl", "stop", "kube-apiserver")
+    # all apiservers at once; without etcd each may take its whole stop timeout
+    stops = [subprocess.Popen(["podman", "exec", ctr(host), "systemctl", "stop", "kube-apiserver"], env=ENV)
+             for host in cps]
+    assert [p.wait(timeout=120) for p in stops] == [0] * len(cps)
+    outage["apiservers_stopped_s"] = round(time.monotonic() - t0, 1)
     with pytest.raises(Exception):
         core.list_node(_request_timeout=3)
     time.sleep(20)
     outage["down_s"] = round(time.monotonic() - t0, 1)
-    for host in etcds:
-        subprocess.run(["podman", "exec", "-d", ctr(host), "systemctl", "start", "etcd"], env=ENV, check=True)
+    # members wait for each other's quorum before systemd reports them started: all at once
+    starts = [subprocess.Popen(["podman", "exec", ctr(host), "systemctl", "start", "etcd"], env=ENV)
+              for host in etcds]
+    assert [p.wait(timeout=120) for p in starts] == [0] * len(etcds)
     for host in cps:
         podman_exec(ctr(host), "systemctl", "start", "kube-apiserver")
     wait_for("the API through the VIP", lambda: core.list_node(_request_timeout=3), 120)
