@@ -53,7 +53,7 @@ def main():
     rows.append(("etcd_backup.yml",) + timed("etcd_backup.yml", play("etcd_backup.yml"))[:2])
     seconds, changed, out = timed("etcd_restore.yml", play("etcd_restore.yml"))
     rows.append(("etcd_restore.yml",) + (seconds, changed))
-    report = re.search(r'seconds["']?:\s*([\d.]+)', out)
+    report = re.search(r"""seconds["']?:\s*([\d.]+)""", out)
     if report:
         rows.append(("restore (report: stop to healthy)", float(report.group(1)), 0))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
