@@ -21,12 +21,15 @@ description:
   - 'Parent groups: C(k8s_cluster) (kube_control_plane, kube_node) and C(storage) (ceph_mon,
     ceph_mgr, ceph_osd, ceph_mds, gluster). Location groups: C(room_<room>) with child groups
     C(rack_<rack>), names lowercased with any character outside a-z, 0-9 and _ replaced by _.'
-  - 'Host variables: C(ansible_host), C(idc_room), C(idc_rack), C(idc_rack_subnet),
-    C(idc_rack_gateway), C(idc_tor_name), C(idc_tor_as), C(idc_tor_peer), C(idc_node_as),
+  - 'Host variables: C(ansible_host), C(idc_address) (the host''s rack address, even when its vars
+    point C(ansible_host) elsewhere), C(idc_room), C(idc_rack), C(idc_rack_subnet),
+    C(idc_rack_gateway), C(idc_tor_name), C(idc_tor_as), C(idc_tor_peer), C(idc_tor_uplink) (the
+    ToR''s O(rooms[].racks[].tor.uplink) or null), C(idc_node_as),
     C(idc_roles), C(idc_cpu), C(idc_memory_gib), then the host''s O(rooms[].racks[].hosts[].vars).
     Group C(all) gets C(idc_cluster_name), C(idc_pod_cidr), C(idc_service_cidr), C(idc_node_as),
     C(idc_cluster_domain), C(idc_apiserver_vip) (an empty string without a VIP), C(idc_apiserver_port),
-    C(idc_apiserver_url) (C(https://VIP:port), or the first control plane''s address without a VIP), then O(vars).'
+    C(idc_apiserver_url) (C(https://VIP:port), or the first control plane''s address without a VIP),
+    C(idc_pod_block_size), C(idc_fixed_ip_cidr) (null without one), C(idc_advertise_service_cidr), then O(vars).'
   - The file name must end with C(idc.yml) or C(idc.yaml), for example C(idc.yml) or C(bj1.idc.yml).
   - The full format reference, with every validation rule, is docs/idc-description.md in the collection.
 extends_documentation_fragment:
@@ -65,9 +68,28 @@ options:
         type: str
         required: true
       node_as:
-        description: BGP AS number of every server (1..4294967295).
+        description:
+          - BGP AS number of every server (1..4294967295). Servers peer with their rack's ToR over eBGP,
+            so no ToR (and no spine) may use it.
         type: int
         required: true
+      pod_block_size:
+        description:
+          - Prefix length of the blocks Calico IPAM gives each node from O(cluster.pod_cidr), 20..32; each
+            block is one route on the ToR.
+          - O(cluster.pod_cidr) without O(cluster.fixed_ip_cidr) must hold at least one block per C(worker) host.
+        type: int
+        default: 27
+      fixed_ip_cidr:
+        description:
+          - Part of O(cluster.pod_cidr) kept for pods that ask for a fixed address; Calico makes it its own
+            IP pool with blocks of one address, so each such pod is announced as a /32 from its node.
+          - Must lie inside O(cluster.pod_cidr), be smaller than it, and be at least one block.
+        type: str
+      advertise_service_cidr:
+        description: Announce O(cluster.service_cidr) from every node to the ToRs.
+        type: bool
+        default: false
       domain:
         description: Cluster DNS domain.
         type: str
@@ -135,6 +157,22 @@ options:
                 description: Address the servers peer with; inside the subnet and not the gateway.
                 type: str
                 required: true
+              uplink:
+                description: The switch's link towards the spine, over eBGP; omit it for a ToR without one.
+                type: dict
+                suboptions:
+                  address:
+                    description: The switch's own address on the uplink segment, with the prefix (C(10.10.0.11/24)); unique.
+                    type: str
+                    required: true
+                  peer:
+                    description: The spine's address; inside the uplink segment and not the switch's own address.
+                    type: str
+                    required: true
+                  as:
+                    description: The spine's AS; not the switch's AS and not O(cluster.node_as).
+                    type: int
+                    required: true
           hosts:
             description: The servers in the rack; may be empty.
             type: list
@@ -228,11 +266,21 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc import (
 )
 
 
+def _trusted(value):
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, Mapping):
+        return {key: _trusted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_trusted(item) for item in value]
+    return value
+
+
 def _computed(name, value, computed_names, own_vars):
     # derived from the (trusted) description file; untagged, ansible-inventory --list would
     # print {"__ansible_unsafe": ...} for them. The file's own vars keep their tags (!unsafe too).
-    if name in computed_names and name not in own_vars and isinstance(value, str):
-        return trust_as_template(value)
+    if name in computed_names and name not in own_vars:
+        return _trusted(value)
     return value
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "ALL_VAR_NAMES",
     "DEFAULT_APISERVER_PORT",
     "DEFAULT_DOMAIN",
+    "DEFAULT_POD_BLOCK_SIZE",
     "HOST_VAR_NAMES",
     "KNOWN_ROLES",
     "PARENT_GROUPS",
@@ -67,6 +68,9 @@ DEFAULT_DOMAIN = "cluster.local"
 # the port clients reach the apiservers on (the VIP's HAProxy frontend, or an apiserver itself)
 DEFAULT_APISERVER_PORT = 6443
 AS_MIN, AS_MAX = 1, 4294967295
+# Calico IPAM hands each node /27 blocks of the pod CIDR by default; the ToRs see one route per block
+DEFAULT_POD_BLOCK_SIZE = 27
+POD_BLOCK_SIZE_MIN, POD_BLOCK_SIZE_MAX = 20, 32
 
 # top-level keys that belong to the inventory plugin (constructed options), not to the data centre
 PLUGIN_KEYS: frozenset[str] = frozenset(
@@ -74,21 +78,26 @@ PLUGIN_KEYS: frozenset[str] = frozenset(
 )
 
 _TOP_KEYS = ("cluster", "vars", "lab", "rooms")
-_CLUSTER_KEYS = ("name", "pod_cidr", "service_cidr", "node_as", "domain", "apiserver_vip", "apiserver_port")
+_CLUSTER_KEYS = (
+    "name", "pod_cidr", "service_cidr", "node_as", "domain", "apiserver_vip", "apiserver_port",
+    "pod_block_size", "fixed_ip_cidr", "advertise_service_cidr",
+)
 _ROOM_KEYS = ("name", "racks")
 _RACK_KEYS = ("name", "subnet", "gateway", "tor", "hosts")
-_TOR_KEYS = ("name", "as", "peer")
+_TOR_KEYS = ("name", "as", "peer", "uplink")
+_UPLINK_KEYS = ("address", "peer", "as")
 _HOST_KEYS = ("name", "address", "roles", "size", "vars")
 _SIZE_KEYS = ("cpu", "memory_gib")
 
 # variables the layout computes for each host and for group all
 HOST_VAR_NAMES: tuple[str, ...] = (
-    "ansible_host", "idc_room", "idc_rack", "idc_rack_subnet", "idc_rack_gateway", "idc_tor_name", "idc_tor_as",
-    "idc_tor_peer", "idc_node_as", "idc_roles", "idc_cpu", "idc_memory_gib",
+    "ansible_host", "idc_address", "idc_room", "idc_rack", "idc_rack_subnet", "idc_rack_gateway", "idc_tor_name",
+    "idc_tor_as", "idc_tor_peer", "idc_tor_uplink", "idc_node_as", "idc_roles", "idc_cpu", "idc_memory_gib",
 )
 ALL_VAR_NAMES: tuple[str, ...] = (
     "idc_cluster_name", "idc_pod_cidr", "idc_service_cidr", "idc_node_as", "idc_cluster_domain",
-    "idc_apiserver_vip", "idc_apiserver_port", "idc_apiserver_url",
+    "idc_apiserver_vip", "idc_apiserver_port", "idc_apiserver_url", "idc_pod_block_size", "idc_fixed_ip_cidr",
+    "idc_advertise_service_cidr",
 )
 # letting vars set these would make the description lie; ansible_host may point at a management address
 _RESERVED_VARS = frozenset(HOST_VAR_NAMES + ALL_VAR_NAMES) - {"ansible_host"}
@@ -143,6 +152,8 @@ class Rack:
     tor_as: int
     tor_peer: str
     hosts: list[Host] = field(default_factory=list)
+    # the ToR's link towards the spine: {"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000}
+    tor_uplink: dict[str, Any] | None = None
 
     @property
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -176,6 +187,11 @@ class IdcDescription:
     # the address clients reach the apiservers at: a VRRP VIP held by the lb hosts (or an external LB)
     apiserver_vip: str | None = None
     apiserver_port: int = DEFAULT_APISERVER_PORT
+    # Calico IPAM: the prefix length of the blocks nodes take from pod_cidr (one route each at the ToR)
+    pod_block_size: int = DEFAULT_POD_BLOCK_SIZE
+    # the part of pod_cidr kept for pods that ask for a fixed address (each announced as a /32)
+    fixed_ip_cidr: str | None = None
+    advertise_service_cidr: bool = False
 
     @property
     def apiserver_url(self) -> str:
@@ -272,6 +288,9 @@ def inventory_layout(desc: IdcDescription) -> dict[str, Any]:
         "idc_apiserver_vip": desc.apiserver_vip or "",
         "idc_apiserver_port": desc.apiserver_port,
         "idc_apiserver_url": desc.apiserver_url,
+        "idc_pod_block_size": desc.pod_block_size,
+        "idc_fixed_ip_cidr": desc.fixed_ip_cidr,
+        "idc_advertise_service_cidr": desc.advertise_service_cidr,
     }
     all_vars.update(desc.vars)
     return {"groups": groups, "children": children, "hostvars": hostvars, "all_vars": all_vars}
@@ -280,6 +299,7 @@ def inventory_layout(desc: IdcDescription) -> dict[str, Any]:
 def _host_vars(desc: IdcDescription, rack: Rack, host: Host) -> dict[str, Any]:
     hostvars = {
         "ansible_host": host.address,
+        "idc_address": host.address,
         "idc_room": rack.room,
         "idc_rack": rack.name,
         "idc_rack_subnet": rack.subnet,
@@ -287,6 +307,7 @@ def _host_vars(desc: IdcDescription, rack: Rack, host: Host) -> dict[str, Any]:
         "idc_tor_name": rack.tor_name,
         "idc_tor_as": rack.tor_as,
         "idc_tor_peer": rack.tor_peer,
+        "idc_tor_uplink": dict(rack.tor_uplink) if rack.tor_uplink else None,
         "idc_node_as": desc.node_as,
         "idc_roles": list(host.roles),
         "idc_cpu": host.cpu,
@@ -464,10 +485,12 @@ class _Checker:
             return None  # type: ignore[return-value]
         self.unknown_keys(data, _TOP_KEYS, "", also=PLUGIN_KEYS)
         cluster = self.take(data, "cluster", "", self.mapping, "{name: bj1-prod, pod_cidr: ..., service_cidr: ..., node_as: 64512}")
-        name = pod = service = node_as = vip = None
+        name = pod = service = node_as = vip = fixed = None
         domain, port = DEFAULT_DOMAIN, DEFAULT_APISERVER_PORT
+        block_size, advertise = DEFAULT_POD_BLOCK_SIZE, False
         if cluster is not None:
             name, pod, service, node_as, domain, vip, port = self.cluster(cluster)
+            block_size, fixed, advertise = self.pod_network(cluster, pod)
         all_vars = self.take(data, "vars", "", self.variables, "{ntp_servers: [10.0.0.1]}", required=False)
         lab = self.take(data, "lab", "", self.mapping, "{name: idlab}", required=False)
         rooms = []
@@ -482,8 +505,10 @@ class _Checker:
             cluster_name=name, pod_cidr=str(pod) if pod else None, service_cidr=str(service) if service else None,
             node_as=node_as, domain=domain, vars=all_vars or {}, lab=dict(lab or {}), rooms=rooms,
             apiserver_vip=str(vip) if vip else None, apiserver_port=port,
+            pod_block_size=block_size, fixed_ip_cidr=str(fixed) if fixed else None, advertise_service_cidr=advertise,
         )
         self.cross_checks(desc, pod, service, vip, cluster is not None and cluster.get("apiserver_vip") is not None)
+        self.bgp_checks(desc, pod, service, fixed)
         return desc
 
     def cluster(self, data: Mapping):
@@ -506,6 +531,42 @@ class _Checker:
             vip = None
         port = self.take(data, "apiserver_port", "cluster", self.port, str(DEFAULT_APISERVER_PORT), required=False)
         return name, pod, service, node_as, domain or DEFAULT_DOMAIN, vip, port or DEFAULT_APISERVER_PORT
+
+    def pod_network(self, data: Mapping, pod):
+        """pod_block_size, fixed_ip_cidr and advertise_service_cidr: how Calico cuts and announces pod_cidr."""
+        block_size = self.take(data, "pod_block_size", "cluster", self.block_size, str(DEFAULT_POD_BLOCK_SIZE), required=False)
+        fixed = self.take(data, "fixed_ip_cidr", "cluster", self.network, "10.244.255.0/24", required=False)
+        advertise = self.take(data, "advertise_service_cidr", "cluster", self.boolean, "true", required=False)
+        if block_size is None:
+            block_size = DEFAULT_POD_BLOCK_SIZE
+        if fixed is not None and pod is not None:
+            if fixed.version != pod.version or not fixed.subnet_of(pod):
+                self.fail("cluster.fixed_ip_cidr", f"{fixed} is outside cluster.pod_cidr {pod}",
+                          f"use a range inside {pod} (e.g. its last /24): Calico gives fixed pod addresses from the pod network")
+                fixed = None
+            elif fixed == pod:
+                self.fail("cluster.fixed_ip_cidr", f"{fixed} is all of cluster.pod_cidr",
+                          f"use a smaller part of {pod}, e.g. its last /24; the rest is cut into blocks for the nodes")
+                fixed = None
+            elif fixed.version == 4 and fixed.prefixlen > block_size:
+                # the rest of pod_cidr must split into whole blocks, or Calico refuses the pools
+                self.fail("cluster.fixed_ip_cidr", f"{fixed} is smaller than one /{block_size} block (pod_block_size)",
+                          f"use a /{block_size} or larger range aligned to it, e.g. {fixed.supernet(new_prefix=block_size)}")
+                fixed = None
+        return block_size, fixed, bool(advertise)
+
+    def block_size(self, value: Any, path: str, example: str) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not POD_BLOCK_SIZE_MIN <= value <= POD_BLOCK_SIZE_MAX:
+            self.fail(path, f"expected a prefix length {POD_BLOCK_SIZE_MIN}..{POD_BLOCK_SIZE_MAX}, got {_type_name(value)} {_shown(value)}",
+                      f"write a plain integer without quotes, e.g. {example} (blocks of 32 addresses)")
+            return None
+        return value
+
+    def boolean(self, value: Any, path: str, example: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.fail(path, f"expected a boolean, got {_type_name(value)} {_shown(value)}", f"write true or false without quotes, e.g. {example}")
+            return None
+        return value
 
     def room(self, data: Any, path: str) -> Room | None:
         data = self.mapping(data, path, "{name: room-a, racks: [...]}")
@@ -534,10 +595,10 @@ class _Checker:
         gateway = self.take(data, "gateway", path, self.address, "10.10.1.1")
         if subnet is not None and gateway is not None:
             self.inside_subnet(f"{path}.gateway", gateway, subnet, name, "use an address inside the subnet, usually the first one")
-        tor_name, tor_as, peer = self.tor(data, path, name, subnet, gateway)
+        tor_name, tor_as, peer, uplink = self.tor(data, path, name, subnet, gateway)
         rack = Rack(
             name=name, room=room, subnet=str(subnet) if subnet else None, gateway=str(gateway) if gateway else None,
-            tor_name=tor_name, tor_as=tor_as, tor_peer=str(peer) if peer else None,
+            tor_name=tor_name, tor_as=tor_as, tor_peer=str(peer) if peer else None, tor_uplink=uplink,
         )
         self.paths[id(rack)] = path
         hosts = self.take(data, "hosts", path, self.seq, "[{name: m1, address: ..., roles: [...], size: ...}]", required=False)
@@ -550,22 +611,68 @@ class _Checker:
     def tor(self, data: Mapping, path: str, rack: str | None, subnet, gateway):
         tor = self.take(data, "tor", path, self.mapping, "{name: tor-a01, as: 65101, peer: 10.10.1.254}")
         if tor is None:
-            return None, None, None
+            return None, None, None, None
         tor_path = f"{path}.tor"
         self.unknown_keys(tor, _TOR_KEYS, tor_path)
         default_name = f"tor-{rack}" if rack else None
         tor_name = self.take(tor, "name", tor_path, self.location_name, "tor-a01", required=False) or default_name
         tor_as = self.take(tor, "as", tor_path, self.as_number, "65101")
         peer = self.take(tor, "peer", tor_path, self.address, "10.10.1.254")
+        uplink = self.take(tor, "uplink", tor_path, self.mapping, "{address: 10.10.0.11/24, peer: 10.10.0.1, as: 65000}",
+                           required=False)
+        if uplink is not None:
+            uplink = self.uplink(uplink, f"{tor_path}.uplink", tor_as)
         if peer is None or subnet is None:
-            return tor_name, tor_as, peer
+            return tor_name, tor_as, peer, uplink
         if not self.inside_subnet(f"{tor_path}.peer", peer, subnet, rack, "use the ToR's address inside the rack subnet"):
-            return tor_name, tor_as, None
+            return tor_name, tor_as, None, uplink
         if gateway is not None and peer == gateway:
             # the gateway may live on the ToR, but the BGP session needs the ToR's own peer address
             self.fail(f"{tor_path}.peer", f"{peer} is the rack gateway",
                       "use the ToR's BGP peering address, a different address from the gateway")
-        return tor_name, tor_as, peer
+        return tor_name, tor_as, peer, uplink
+
+    def uplink(self, data: Mapping, path: str, tor_as: int | None) -> dict[str, Any] | None:
+        """The ToR's link to the spine: its own address with prefix, the spine's address and AS."""
+        self.unknown_keys(data, _UPLINK_KEYS, path)
+        errors_before = len(self.errors)
+        address = self.take(data, "address", path, self.interface, "10.10.0.11/24")
+        peer = self.take(data, "peer", path, self.address, "10.10.0.1")
+        spine_as = self.take(data, "as", path, self.as_number, "65000")
+        if address is not None and peer is not None:
+            net = address.network
+            if peer.version != net.version or peer not in net:
+                self.fail(f"{path}.peer", f"{peer} is outside the uplink network {net} of address {address}",
+                          f"use the spine's address on the uplink segment ({net}), or fix the prefix of uplink.address")
+            elif peer == address.ip:
+                self.fail(f"{path}.peer", f"{peer} is the ToR's own uplink address", "use the spine router's address on the segment")
+            elif peer == net.network_address or (net.version == 4 and net.prefixlen < 31 and peer == net.broadcast_address):
+                kind = "network" if peer == net.network_address else "broadcast"
+                self.fail(f"{path}.peer", f"{peer} is the {kind} address of {net}", f"use the spine's host address in {net}")
+        if spine_as is not None and tor_as is not None and spine_as == tor_as:
+            self.fail(f"{path}.as", f"AS {spine_as} is the ToR's own AS (tor.as)",
+                      "use the spine's AS, a different one: the ToR peers with the spine over eBGP")
+        if len(self.errors) > errors_before:
+            return None
+        return {"address": str(address), "peer": str(peer), "as": spine_as}
+
+    def interface(self, value: Any, path: str, example: str):
+        # an address with the prefix of its segment, as on a router interface
+        if not isinstance(value, str) or "/" not in value:
+            self.fail(path, f"expected an address with its prefix, got {_type_name(value)} {_shown(value)}",
+                      f"write it as e.g. {example}")
+            return None
+        try:
+            iface = ipaddress.ip_interface(value)
+        except ValueError:
+            self.fail(path, f"{_shown(value)} is not a valid address/prefix", f"write it as e.g. {example}")
+            return None
+        if iface.version == 4 and iface.network.prefixlen < 31 and iface.ip in (iface.network.network_address,
+                                                                                iface.network.broadcast_address):
+            kind = "network" if iface.ip == iface.network.network_address else "broadcast"
+            self.fail(path, f"{iface.ip} is the {kind} address of {iface.network}", f"use a host address in {iface.network}")
+            return None
+        return iface
 
     def inside_subnet(self, path: str, address, subnet, rack: str | None, fix: str) -> bool:
         if address.version != subnet.version or address not in subnet:
@@ -819,3 +926,53 @@ class _Checker:
         elif vip in (subnet.network_address, subnet.broadcast_address):
             kind = "network" if vip == subnet.network_address else "broadcast"
             self.fail("cluster.apiserver_vip", f"{vip} is the {kind} address of {subnet}", f"use a free host address in {subnet}")
+
+    # -- BGP with the ToRs (Calico): AS numbers, uplinks, room for every node's block
+
+    def bgp_checks(self, desc: IdcDescription, pod, service, fixed) -> None:
+        racks = list(desc.iter_racks())
+        for rack in racks:
+            if desc.node_as is not None and rack.tor_as == desc.node_as:
+                # iBGP would need a full mesh or route reflectors, and the ToR would re-announce nothing
+                self.fail(f"{self.paths[id(rack)]}.tor.as", f"AS {rack.tor_as} is cluster.node_as",
+                          "give the ToR its own AS: servers and ToR peer over eBGP (all servers share node_as, every ToR has another)")
+        self.uplinks(desc, racks, pod, service)
+        if pod is not None and pod.version == 4 and not self.role_errors:
+            self.pod_capacity(desc, pod, fixed)
+
+    def uplinks(self, desc: IdcDescription, racks: list[Rack], pod, service) -> None:
+        seen: dict[str, str] = {}
+        networks = [("cluster.pod_cidr", pod), ("cluster.service_cidr", service)]
+        networks += [(f"{self.paths[id(rack)]}.subnet", rack.network) for rack in racks if rack.subnet]
+        for rack in racks:
+            if not rack.tor_uplink:
+                continue
+            path = f"{self.paths[id(rack)]}.tor.uplink"
+            iface = ipaddress.ip_interface(rack.tor_uplink["address"])
+            if str(iface.ip) in seen:
+                self.fail(f"{path}.address", f"{iface.ip} is already the uplink address of {seen[str(iface.ip)]}",
+                          "give every ToR its own address on the uplink segment")
+            else:
+                seen[str(iface.ip)] = path
+            if desc.node_as is not None and rack.tor_uplink["as"] == desc.node_as:
+                self.fail(f"{path}.as", f"AS {desc.node_as} is cluster.node_as",
+                          "use the spine's own AS: a spine in node_as would drop every pod route as an AS-path loop")
+            for where, net in networks:
+                if net is not None and net.version == iface.version and iface.network.overlaps(net):
+                    self.fail(f"{path}.address", f"the uplink network {iface.network} overlaps {where} {net}",
+                              "use a separate segment between ToRs and spine")
+
+    def pod_capacity(self, desc: IdcDescription, pod, fixed) -> None:
+        workers = [host for host in desc.iter_hosts() if "worker" in host.roles]
+        size = desc.pod_block_size
+        pools = list(pod.address_exclude(fixed)) if fixed is not None else [pod]
+        blocks = sum(2 ** (size - net.prefixlen) for net in pools if net.prefixlen <= size)
+        if len(workers) <= blocks:
+            return
+        minus = f" minus fixed_ip_cidr {fixed}" if fixed is not None else ""
+        fixed_blocks = 2 ** (size - fixed.prefixlen) if fixed is not None else 0
+        prefix = size - (len(workers) + fixed_blocks - 1).bit_length()
+        self.fail("cluster.pod_cidr", f"{pod}{minus} holds {blocks} blocks of /{size} for {len(workers)} worker nodes",
+                  f"use a pod_cidr of /{prefix} or larger, a larger pod_block_size (smaller blocks, e.g. {min(size + 1, 32)})"
+                  f"{' or a smaller fixed_ip_cidr' if fixed is not None else ''}; "
+"Calico gives every node at least one block")

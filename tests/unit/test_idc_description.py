@@ -697,11 +697,15 @@ def test_inventory_layout_of_a_small_description(desc):
         "idc_apiserver_vip": "",
         "idc_apiserver_port": 6443,
         "idc_apiserver_url": "https://10.10.1.11:6443",
+        "idc_pod_block_size": 27,
+        "idc_fixed_ip_cidr": None,
+        "idc_advertise_service_cidr": False,
         "ntp_servers": ["10.0.0.1"],
     }
     assert list(layout["hostvars"]) == ["m1", "w1", "m2", "s1", "m3"]
     assert layout["hostvars"]["m1"] == {
         "ansible_host": "172.16.0.11",
+        "idc_address": "10.10.1.11",
         "idc_room": "room-a",
         "idc_rack": "a01",
         "idc_rack_subnet": "10.10.1.0/24",
@@ -709,6 +713,7 @@ def test_inventory_layout_of_a_small_description(desc):
         "idc_tor_name": "tor-a01",
         "idc_tor_as": 65101,
         "idc_tor_peer": "10.10.1.254",
+        "idc_tor_uplink": None,
         "idc_node_as": 64512,
         "idc_roles": ["etcd", "control_plane"],
         "idc_cpu": 16,
@@ -905,3 +910,155 @@ def test_lab_lb_pair_shares_rack_r1_with_the_vip():
     assert {h.name: (h.rack, h.address) for h in model.hosts_with_role("lb")} == {
         "lb1": ("r1", "10.210.1.21"), "lb2": ("r1", "10.210.1.22")}
     assert model.apiserver_url == "https://10.210.1.10:6443"
+
+
+# -- Calico: pod blocks, fixed addresses, BGP with the ToRs ---------------------------------
+
+
+def workers(data, count, first=100):
+    """Add `count` worker hosts to rack a01 at 10.10.1.<first>, <first + 1>, ..."""
+    a01(data)["hosts"].extend(host(f"wx{i}", f"10.10.1.{first + i}", ["worker"]) for i in range(count))
+    return data
+
+
+def uplink(data, rack_index=0, address="10.10.0.11/24", peer="10.10.0.1", spine_as=65000):
+    racks = [r for room in data["rooms"] for r in room["racks"]]
+    racks[rack_index]["tor"]["uplink"] = {"address": address, "peer": peer, "as": spine_as}
+    return data
+
+
+def test_pod_network_defaults(desc):
+    model = parse_description(desc)
+    assert (model.pod_block_size, model.fixed_ip_cidr, model.advertise_service_cidr) == (27, None, False)
+    assert model.rack("a01").tor_uplink is None
+
+
+def test_pod_network_settings_become_group_all_variables(desc):
+    desc["cluster"].update(pod_block_size=26, fixed_ip_cidr="10.244.255.0/24", advertise_service_cidr=True)
+    all_vars = all_vars_of(desc)
+    assert (all_vars["idc_pod_block_size"], all_vars["idc_fixed_ip_cidr"], all_vars["idc_advertise_service_cidr"]) == (
+        26, "10.244.255.0/24", True)
+
+
+@pytest.mark.parametrize("value", [19, 33, "27", True, 27.0])
+def test_pod_block_size_is_a_prefix_length_20_to_32(desc, value):
+    desc["cluster"]["pod_block_size"] = value
+    assert only_error(desc).startswith("cluster.pod_block_size: expected a prefix length 20..32, got ")
+
+
+@pytest.mark.parametrize("value", [20, 32])
+def test_pod_block_size_at_the_edges_is_fine(desc, value):
+    desc["cluster"]["pod_block_size"] = value
+    assert parse_description(desc).pod_block_size == value
+
+
+def test_advertise_service_cidr_is_a_boolean(desc):
+    desc["cluster"]["advertise_service_cidr"] = "yes"
+    assert only_error(desc) == ("cluster.advertise_service_cidr: expected a boolean, got a string 'yes'; "
+                                "fix: write true or false without quotes, e.g. true")
+
+
+@pytest.mark.parametrize("fixed, problem", [
+    ("10.245.0.0/24", "10.245.0.0/24 is outside cluster.pod_cidr 10.244.0.0/16"),
+    ("10.244.0.0/16", "10.244.0.0/16 is all of cluster.pod_cidr"),
+    ("10.0.0.0/8", "10.0.0.0/8 is outside cluster.pod_cidr 10.244.0.0/16"),
+    ("10.244.255.240/28", "10.244.255.240/28 is smaller than one /27 block (pod_block_size)"),
+])
+def test_fixed_ip_cidr_is_a_part_of_the_pod_cidr(desc, fixed, problem):
+    desc["cluster"]["fixed_ip_cidr"] = fixed
+    assert only_error(desc).startswith(f"cluster.fixed_ip_cidr: {problem}; fix: ")
+
+
+def test_fixed_ip_cidr_is_a_cidr(desc):
+    desc["cluster"]["fixed_ip_cidr"] = "10.244.255.1/24"
+    assert only_error(desc) == "cluster.fixed_ip_cidr: 10.244.255.1/24 has host bits set; fix: use the network address: 10.244.255.0/24"
+
+
+def test_tor_as_equal_to_node_as_is_refused(desc):
+    a01(desc)["tor"]["as"] = 64512
+    assert only_error(desc) == (
+        "rooms[room-a].racks[a01].tor.as: AS 64512 is cluster.node_as; fix: give the ToR its own AS: servers and ToR "
+        "peer over eBGP (all servers share node_as, every ToR has another)")
+
+
+def test_pod_cidr_must_hold_a_block_per_worker(desc):
+    desc["cluster"].update(pod_cidr="10.233.0.0/24", fixed_ip_cidr="10.233.0.128/25")
+    del a01(desc)["hosts"][1]  # w1
+    workers(desc, 12)
+    assert only_error(desc) == (
+        "cluster.pod_cidr: 10.233.0.0/24 minus fixed_ip_cidr 10.233.0.128/25 holds 4 blocks of /27 for 12 worker nodes; "
+        "fix: use a pod_cidr of /23 or larger, a larger pod_block_size (smaller blocks, e.g. 28) or a smaller "
+        "fixed_ip_cidr; Calico gives every node at least one block")
+    del desc["cluster"]["fixed_ip_cidr"]
+    assert only_error(desc).startswith(
+        "cluster.pod_cidr: 10.233.0.0/24 holds 8 blocks of /27 for 12 worker nodes; fix: use a pod_cidr of /23 or larger")
+    desc["cluster"]["pod_block_size"] = 28
+    assert len(parse_description(desc).hosts_with_role("worker")) == 12
+
+
+def test_pod_cidr_with_exactly_one_block_per_worker_is_fine(desc):
+    desc["cluster"]["pod_cidr"] = "10.233.0.0/24"
+    workers(desc, 7)  # with w1: 8 workers, 8 blocks of /27
+    assert len(parse_description(desc).hosts_with_role("worker")) == 8
+
+
+def test_tor_uplink_is_kept_and_becomes_a_host_variable(desc):
+    uplink(desc)
+    model = parse_description(desc)
+    assert model.rack("a01").tor_uplink == {"address": "10.10.0.11/24", "peer": "10.10.0.1", "as": 65000}
+    assert model.rack("a02").tor_uplink is None
+    hostvars = inventory_layout(model)["hostvars"]
+    assert hostvars["w1"]["idc_tor_uplink"] == {"address": "10.10.0.11/24", "peer": "10.10.0.1", "as": 65000}
+    assert hostvars["m2"]["idc_tor_uplink"] is None
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"peer": "10.10.9.1"}, "tor.uplink.peer: 10.10.9.1 is outside the uplink network 10.10.0.0/24 of address 10.10.0.11/24"),
+    ({"peer": "10.10.0.11"}, "tor.uplink.peer: 10.10.0.11 is the ToR's own uplink address"),
+    ({"peer": "10.10.0.255"}, "tor.uplink.peer: 10.10.0.255 is the broadcast address of 10.10.0.0/24"),
+    ({"as": 65101}, "tor.uplink.as: AS 65101 is the ToR's own AS (tor.as)"),
+    ({"as": 64512}, "tor.uplink.as: AS 64512 is cluster.node_as"),
+    ({"address": "10.10.0.11"}, "tor.uplink.address: expected an address with its prefix, got a string '10.10.0.11'"),
+    ({"address": "10.10.0.0/24"}, "tor.uplink.address: 10.10.0.0 is the network address of 10.10.0.0/24"),
+    ({"address": "10.10.1.253/16", "peer": "10.10.0.1"},
+     "tor.uplink.address: the uplink network 10.10.0.0/16 overlaps rooms[room-a].racks[a01].subnet 10.10.1.0/24"),
+    ({"as": "65000"}, "tor.uplink.as: expected an AS number (integer), got a string '65000'"),
+    ({"speed": 100}, "tor.uplink.speed: unknown key 'speed'"),
+])
+def test_tor_uplink_errors(desc, change, expected):
+    uplink(desc)
+    a01(desc)["tor"]["uplink"].update(change)
+    errors = errors_of(desc)
+    assert any(error.startswith(f"rooms[room-a].racks[a01].{expected}; fix: ") for error in errors), errors
+
+
+def test_tor_uplink_needs_all_three_fields(desc):
+    a01(desc)["tor"]["uplink"] = {"address": "10.10.0.11/24"}
+    assert errors_of(desc) == [
+        "rooms[room-a].racks[a01].tor.uplink.peer: missing; fix: add it, e.g. peer: 10.10.0.1",
+        "rooms[room-a].racks[a01].tor.uplink.as: missing; fix: add it, e.g. as: 65000",
+    ]
+
+
+def test_two_tors_cannot_share_an_uplink_address(desc):
+    uplink(desc, 0)
+    uplink(desc, 2)
+    assert only_error(desc) == (
+        "rooms[room-b].racks[b01].tor.uplink.address: 10.10.0.11 is already the uplink address of "
+        "rooms[room-a].racks[a01].tor.uplink; fix: give every ToR its own address on the uplink segment")
+    uplink(desc, 2, address="10.10.0.13/24")
+    assert parse_description(desc).rack("b01").tor_uplink["address"] == "10.10.0.13/24"
+
+
+def test_lab_racks_have_uplinks_to_one_spine_and_fixed_addresses():
+    model = parse_description(yaml.safe_load((REPO / "inventories/lab/idc.yml").read_text()))
+    assert model.fixed_ip_cidr == "10.233.63.0/24"
+    assert {rack.name: rack.tor_uplink for rack in model.racks} == {
+        f"r{i}": {"address": f"10.210.0.1{i}/24", "peer": "10.210.0.1", "as": 65000} for i in (1, 2, 3)}
+
+
+def test_lab_description_moved_to_another_network_stays_valid():
+    # tests/integration/test_kubernetes.py runs the lab description with 10.210. rewritten to 10.219.
+    text = (REPO / "inventories/lab/idc.yml").read_text().replace("10.210.", "10.219.")
+    model = parse_description(yaml.safe_load(text))
+    assert model.rack("r2").tor_uplink == {"address": "10.219.0.12/24", "peer": "10.219.0.1", "as": 65000}

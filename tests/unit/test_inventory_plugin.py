@@ -147,6 +147,8 @@ def test_host_and_group_variables(write):
         "idc_tor_name": "tor-a01",
         "idc_tor_as": 65101,
         "idc_tor_peer": "10.10.1.254",
+        "idc_tor_uplink": None,
+        "idc_address": "10.10.1.21",
         "idc_node_as": 64512,
         "idc_roles": ["worker"],
         "idc_cpu": 64,
@@ -165,6 +167,9 @@ def test_host_and_group_variables(write):
         "idc_apiserver_vip": "",
         "idc_apiserver_port": 6443,
         "idc_apiserver_url": "https://10.10.1.11:6443",
+        "idc_pod_block_size": 27,
+        "idc_fixed_ip_cidr": None,
+        "idc_advertise_service_cidr": False,
         "ntp_servers": ["10.0.0.123"],
     }
 
@@ -294,7 +299,10 @@ def test_shipped_descriptions_load(path):
 
 def test_ansible_inventory_list_from_any_directory(write, tmp_path, run_ansible):
     unsafe = '  raw_text: !unsafe "{{ not a template }}"\n'
-    path = write(DESCRIPTION.replace("  ntp_servers: [10.0.0.123]\n", "  ntp_servers: [10.0.0.123]\n" + unsafe), "bj1.idc.yml")
+    text = DESCRIPTION.replace("  ntp_servers: [10.0.0.123]\n", "  ntp_servers: [10.0.0.123]\n" + unsafe)
+    text = text.replace("tor: {name: tor-b1, as: 65102, peer: 10.10.2.254}",
+                        "tor: {name: tor-b1, as: 65102, peer: 10.10.2.254, uplink: {address: 10.10.0.12/24, peer: 10.10.0.1, as: 65000}}")
+    path = write(text, "bj1.idc.yml")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = run_ansible(
@@ -308,6 +316,9 @@ def test_ansible_inventory_list_from_any_directory(write, tmp_path, run_ansible)
     assert listing["_meta"]["hostvars"]["m3"]["idc_roles"] == ["etcd", "control_plane", "ceph_osd"]
     m3 = listing["_meta"]["hostvars"]["m3"]
     assert m3["ansible_host"] == "10.10.2.12" and m3["idc_rack_subnet"] == "10.10.2.0/24"
+    assert m3["idc_tor_uplink"] == {"address": "10.10.0.12/24", "peer": "10.10.0.1", "as": 65000}
+    assert listing["_meta"]["hostvars"]["m1"]["idc_tor_uplink"] is None
+    assert listing["_meta"]["hostvars"]["m1"]["idc_fixed_ip_cidr"] is None
     # computed values print as plain strings; a value the file marks !unsafe stays unsafe
     assert m3["raw_text"] == {"__ansible_unsafe": "{{ not a template }}"}
     assert result.stdout.count("__ansible_unsafe") == len(listing["_meta"]["hostvars"])
