@@ -25,6 +25,8 @@ def test_lab_group_vars_name_the_pinned_tags():
         f"{{{{ idcloud_registry }}}}/{images['pause']['repository']}:{images['pause']['tag']}")
     assert group_vars["workload_image"] == (
         f"{{{{ idcloud_registry }}}}/{images['web']['repository']}:{images['web']['tag']}")
+    assert group_vars["calico_node_image"] == (
+        f"{{{{ idcloud_registry }}}}/{images['calico-node']['repository']}:{images['calico-node']['tag']}")
 
 
 def test_lab_description_names_the_registry_on_the_mirror():
