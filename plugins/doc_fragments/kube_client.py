@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright: idcloud developers
+# Apache-2.0 (see galaxy.yml)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # Kubernetes API connection options (see module_utils/calico_crd.py kube_argument_spec).
+    DOCUMENTATION = r'''
+options:
+  kubeconfig:
+    description:
+      - Path of the kubeconfig file on the host that runs the module.
+      - When omitted, C(KUBECONFIG) or C(~/.kube/config) is used; inside a pod without either, the pod's
+        service account (in-cluster configuration).
+    type: path
+  context:
+    description:
+      - Context of O(kubeconfig) to use; the current context when omitted.
+    type: str
+  validate_certs:
+    description:
+      - Verify the apiserver's certificate against the CA of the kubeconfig.
+      - Turn off only for a throwaway cluster; the client certificate or token is sent either way.
+    type: bool
+    default: true
+requirements:
+  - kubernetes (the Python client) >= 24.2 on the host that runs the module
+'''
