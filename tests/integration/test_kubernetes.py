@@ -169,6 +169,221 @@ def test_second_run_changes_nothing(cluster):
     assert changed == {}, f"second run changed: {changed} (see {cluster['logs']}/site-2.log)"
 
 
+# --- Calico: BGP with each rack's ToR -------------------------------------------------
+CALICO = ("crd.projectcalico.org", "v1")
+
+
+def rack_of(desc, host):
+    return next(r for room in desc["rooms"] for r in room["racks"] if any(h["name"] == host for h in r["hosts"]))
+
+
+def racks(desc):
+    return [r for room in desc["rooms"] for r in room["racks"]]
+
+
+def worker_addresses(desc):
+    return {h["name"]: h["address"] for h in hosts_with(desc, "worker")}
+
+
+def block_affinities(cluster):
+    custom = client.CustomObjectsApi(cluster["api"])
+    items = custom.list_cluster_custom_object(*CALICO, "blockaffinities")["items"]
+    return {(i["spec"]["node"], i["spec"]["cidr"]) for i in items if i["spec"].get("state") == "confirmed"}
+
+
+def tor_routes(desc, rack):
+    """The ToR's BGP table: {prefix: {next-hop or learned-from address, ...}}."""
+    out = podman_exec(ctr(rack["tor"]["name"]), "vtysh", "-c", "show ip bgp json").stdout
+    routes = json.loads(out).get("routes", {})
+    table = {}
+    for prefix, paths in routes.items():
+        table[prefix] = {p.get("peerId") for p in paths if p.get("valid")}
+    return table
+
+
+def tor_neighbors(desc, rack):
+    out = podman_exec(ctr(rack["tor"]["name"]), "vtysh", "-c", "show bgp neighbors json").stdout
+    return {addr: info.get("bgpState") for addr, info in json.loads(out).items()}
+
+
+def test_every_node_peers_with_its_own_rack_tor(cluster):
+    desc = cluster["desc"]
+    addresses = worker_addresses(desc)
+    for rack in racks(desc):
+        states = tor_neighbors(desc, rack)
+        mine = sorted(a for n, a in addresses.items() if rack_of(desc, n)["name"] == rack["name"])
+        servers = {a: s for a, s in states.items() if a.startswith(rack["subnet"].rsplit(".", 1)[0] + ".")}
+        # the ToR's neighbours are exactly its rack's nodes, each Established
+        assert sorted(servers) == mine, (rack["name"], states)
+        assert all(s == "Established" for s in servers.values()), (rack["name"], states)
+        FIGURES[f"{rack['name']}_tor_neighbors"] = states
+    # the nodes' own view, from BIRD's control socket (the inspection playbook)
+    recap = playbook(cluster["idc"], "inspect_network.yml", log=os.path.join(cluster["logs"], "inspect-1.log"))
+    assert all(r[3] == 0 for r in recap.values()), recap
+
+
+def test_each_tor_holds_exactly_its_racks_blocks(cluster):
+    desc = cluster["desc"]
+    affinities = wait_for("every node to own a block", lambda: block_affinities(cluster)
+                          if {n for n, _ in block_affinities(cluster)} == set(worker_addresses(desc)) else None, 60)
+    addresses = worker_addresses(desc)
+    pod_cidr = desc["cluster"]["pod_cidr"]
+    fixed = desc["cluster"].get("fixed_ip_cidr")
+    FIGURES["block_affinities"] = sorted(f"{n} {c}" for n, c in affinities)
+    for rack in racks(desc):
+        in_rack = {n for n in addresses if rack_of(desc, n)["name"] == rack["name"]}
+        expected = {c for n, c in affinities if n in in_rack and not c.endswith("/32")}
+        table = wait_for(f"{rack['tor']['name']} to hold its rack's blocks",
+                         lambda: (lambda t: t if {p for p, peers in t.items()
+                                                  if peers & {addresses[n] for n in in_rack}
+                                                  and not p.endswith("/32")} == expected else None)(tor_routes(desc, rack)),
+                         60)
+        from_servers = {p for p, peers in table.items() if peers & {addresses[n] for n in in_rack}}
+        assert {p for p in from_servers if not p.endswith("/32")} == expected, (rack["name"], table)
+        # every /27 is a block of the pod network; /32s only from the fixed-address pool
+        assert all(p.endswith("/27") or p.endswith("/32") for p in table), table
+        others = {c for n, c in affinities if n not in in_rack and not c.endswith("/32")}
+        # the other racks' blocks arrive from the spine, not from this rack's servers
+        uplink = rack["tor"].get("uplink")
+        if uplink:
+            assert others <= {p for p, peers in table.items() if uplink["peer"] in peers}, (rack["name"], table)
+        FIGURES[f"{rack['tor']['name']}_routes"] = {p: sorted(v) for p, v in table.items()}
+    assert pod_cidr and fixed
+
+
+def test_nodes_learn_nothing_from_their_tor(cluster):
+    desc = cluster["desc"]
+    for node, address in worker_addresses(desc).items():
+        tor = rack_of(desc, node)["tor"]["peer"]
+        routes = podman_exec(ctr(node), "ip", "-4", "route", "show").stdout
+        # nothing installed through the ToR except the lab's own static pod route
+        via_tor = [l for l in routes.splitlines() if f"via {tor}" in l and "proto bird" in l]
+        assert via_tor == [], (node, routes)
+        default = [l for l in routes.splitlines() if l.startswith("default")]
+        assert default == [f"default via {rack_of(desc, node)['gateway']} dev eth0"] or \
+            all(rack_of(desc, node)["gateway"] in l and "bird" not in l for l in default), (node, default)
+
+
+def test_nat_outgoing_uses_fully_random_ports(cluster):
+    for node in worker_addresses(cluster["desc"]):
+        nat = podman_exec(ctr(node), "iptables-save", "-t", "nat").stdout
+        calico = [l for l in nat.splitlines() if l.startswith("-A cali-nat-outgoing") and "MASQUERADE" in l]
+        assert calico and all("--random-fully" in l for l in calico), calico
+        kube = [l for l in nat.splitlines() if l.startswith("-A KUBE-POSTROUTING") and "MASQUERADE" in l]
+        assert kube and all("--random-fully" in l for l in kube), kube
+        FIGURES["nat_rules"] = calico + kube
+
+
+FIXED_POD = "fixed-ip"
+
+
+def test_fixed_ip_pod_is_a_32_on_its_tor(cluster):
+    desc, core = cluster["desc"], cluster["core"]
+    import ipaddress
+    fixed = ipaddress.ip_network(desc["cluster"]["fixed_ip_cidr"])
+    address = str(fixed.network_address + 10)
+    node = sorted(worker_addresses(desc))[-1]
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=FIXED_POD, namespace="idcloud-demo",
+                                     annotations={"cni.projectcalico.org/ipAddrs": json.dumps([address])}),
+        spec=client.V1PodSpec(node_name=node, enable_service_links=False, containers=[client.V1Container(
+            name="web", image=f"{desc['vars']['idcloud_registry']}/idcloud/web:1.0.0")]))
+    core.create_namespaced_pod("idcloud-demo", pod)
+    got = wait_for("the fixed-address pod to run", lambda: (lambda p: p if p.status.phase == "Running" else None)(
+        core.read_namespaced_pod(FIXED_POD, "idcloud-demo")), 120)
+    assert got.status.pod_ip == address
+    rack = rack_of(desc, node)
+    table = wait_for(f"{address}/32 on {rack['tor']['name']}",
+                     lambda: (lambda t: t if f"{address}/32" in t else None)(tor_routes(desc, rack)), 60)
+    assert table[f"{address}/32"] == {worker_addresses(desc)[node]}
+    for other in racks(desc):
+        if other["name"] != rack["name"] and other["tor"].get("uplink"):
+            wait_for(f"{address}/32 on {other['tor']['name']} through the spine",
+                     lambda: f"{address}/32" in tor_routes(desc, other), 30)
+    FIGURES["fixed_ip"] = {"pod": address, "node": node, "tor": rack["tor"]["name"]}
+
+
+def pod_exec(cluster, pod, *cmd):
+    from kubernetes.stream import stream
+    return stream(client.CoreV1Api(cluster["api"]).connect_get_namespaced_pod_exec, pod.metadata.name,
+                  pod.metadata.namespace, command=list(cmd), stderr=True, stdin=False, stdout=True, tty=False,
+                  _request_timeout=30)
+
+
+def pod_http(cluster, pod, ip, port=8080):
+    """GET / from inside a pod, with busybox nc (the image's busybox wget exits with SIGSEGV, 139, here)."""
+    return pod_exec(cluster, pod, "sh", "-c", f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 {ip} {port}')
+
+
+def test_pod_in_one_rack_reaches_a_pod_in_another(cluster):
+    desc, core = cluster["desc"], cluster["core"]
+    pods = web_pods(core)
+    by_rack = {}
+    for p in pods:
+        by_rack.setdefault(rack_of(desc, p.spec.node_name)["name"], p)
+    assert len(by_rack) >= 2, {p.metadata.name: p.spec.node_name for p in pods}
+    (rack_a, pod_a), (rack_b, pod_b) = sorted(by_rack.items())[:2]
+    out = pod_http(cluster, pod_a, pod_b.status.pod_ip)
+    assert pod_b.metadata.name in out, out
+    back = pod_http(cluster, pod_b, pod_a.status.pod_ip)
+    assert pod_a.metadata.name in back, back
+    FIGURES["cross_rack"] = f"{pod_a.metadata.name} ({rack_a}) <-> {pod_b.metadata.name} ({rack_b})"
+
+
+def calico_pod(cluster, node):
+    pods = cluster["core"].list_namespaced_pod("kube-system", label_selector="k8s-app=calico-node").items
+    return next(p for p in pods if p.spec.node_name == node)
+
+
+def test_stopping_bird_withdraws_routes_and_is_flagged(cluster):
+    desc = cluster["desc"]
+    addresses = worker_addresses(desc)
+    victim, survivor = sorted(addresses)[0], sorted(addresses)[1]
+    rack = rack_of(desc, victim)
+    survivor_pod = next(p for p in web_pods(cluster["core"]) if p.spec.node_name == survivor)
+    before = {p for p, peers in tor_routes(desc, rack).items() if addresses[victim] in peers}
+    assert before
+    failures, answers = [], [0]
+    stop = threading.Event()
+
+    def probe():
+        while not stop.is_set():
+            if http_get(survivor, survivor_pod.status.pod_ip).returncode == 0:
+                answers[0] += 1
+            else:
+                failures.append(time.monotonic())
+            time.sleep(0.5)
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    cpod = calico_pod(cluster, victim)
+    started = time.monotonic()
+    pod_exec(cluster, cpod, "sv", "down", "bird")
+    try:
+        wait_for(f"{victim}'s routes to leave {rack['tor']['name']}",
+                 lambda: not {p for p, peers in tor_routes(desc, rack).items() if addresses[victim] in peers}, 30,
+                 interval=0.5)
+        FIGURES["bird_down_routes_gone_s"] = round(time.monotonic() - started, 1)
+        proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", cluster["idc"],
+                               os.path.join(REPO, "playbooks", "inspect_network.yml")],
+                              cwd=REPO, env=ENV, text=True, capture_output=True)
+        with open(os.path.join(cluster["logs"], "inspect-down.log"), "w") as f:
+            f.write(proc.stdout + proc.stderr)
+        assert proc.returncode != 0, "the inspection did not fail with BIRD down"
+        assert victim in proc.stdout and "down" in proc.stdout.lower(), proc.stdout[-3000:]
+    finally:
+        pod_exec(cluster, calico_pod(cluster, victim), "sv", "up", "bird")
+    restarted = time.monotonic()
+    wait_for(f"{victim}'s routes back on {rack['tor']['name']}",
+             lambda: {p for p, peers in tor_routes(desc, rack).items() if addresses[victim] in peers} == before, 90)
+    FIGURES["bird_up_routes_back_s"] = round(time.monotonic() - restarted, 1)
+    stop.set()
+    prober.join()
+    FIGURES["bird_down_probes"] = {"answers": answers[0], "failures": len(failures)}
+    assert failures == [], f"{len(failures)} probes to {survivor_pod.metadata.name} on {survivor} failed"
+    playbook(cluster["idc"], "inspect_network.yml", log=os.path.join(cluster["logs"], "inspect-2.log"))
+
+
 def endpoint_addresses(cluster):
     slices = cluster["discovery"].list_namespaced_endpoint_slice(
         "default", label_selector="kubernetes.io/service-name=kubernetes").items
@@ -318,3 +533,38 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
     assert evictions == [], [(e.reason, e.message) for e in evictions]
     dep = cluster["apps"].read_namespaced_deployment("web", "idcloud-demo")
     assert dep.status.available_replicas == 2
+
+
+def test_moving_a_node_to_another_rack_moves_its_peering(cluster, tmp_path):
+    """Re-cable a worker into another rack (new address there), re-run: it peers with the new ToR."""
+    desc = copy.deepcopy(cluster["desc"])
+    node = sorted(worker_addresses(desc))[-1]
+    old_rack = rack_of(desc, node)
+    new_rack = next(r for r in racks(desc) if r["name"] != old_rack["name"]
+                    and not any("worker" in h["roles"] for h in r["hosts"]))
+    host = next(h for h in old_rack["hosts"] if h["name"] == node)
+    old_address = host["address"]
+    old_rack["hosts"].remove(host)
+    host["address"] = new_rack["subnet"].rsplit(".", 1)[0] + "." + old_address.rsplit(".", 1)[1]
+    new_rack["hosts"].append(host)
+    idc = write_inventory(str(tmp_path), desc)
+    lab(idc, "up")
+    started = time.monotonic()
+    playbook(idc, "kubernetes.yml", log=os.path.join(cluster["logs"], "move-1.log"))
+    FIGURES["move_converge_s"] = round(time.monotonic() - started, 1)
+    recap = playbook(idc, "kubernetes.yml", log=os.path.join(cluster["logs"], "move-2.log"))
+    changed = {h: r[1] for h, r in recap.items() if r[1]}
+    assert changed == {}, f"the run after the move changed: {changed}"
+    labels = cluster["core"].read_node(node).metadata.labels
+    assert labels["idcloud.io/rack"] == new_rack["name"]
+    new_states = tor_neighbors(desc, new_rack)
+    assert new_states.get(host["address"]) == "Established", new_states
+    old_states = tor_neighbors(desc, old_rack)
+    assert old_address not in old_states, old_states
+    mine = {c for n, c in block_affinities(cluster) if n == node and not c.endswith("/32")}
+    table = wait_for(f"{node}'s blocks on {new_rack['tor']['name']}",
+                     lambda: (lambda t: t if mine <= {p for p, peers in t.items() if host["address"] in peers}
+                              else None)(tor_routes(desc, new_rack)), 60)
+    assert not {p for p, peers in tor_routes(desc, old_rack).items() if old_address in peers}
+    FIGURES["moved"] = {"node": node, "from": old_rack["name"], "to": new_rack["name"],
+                        "routes": sorted(p for p, peers in table.items() if host["address"] in peers)}
