@@ -4,8 +4,10 @@ The description is inventories/lab/idc.yml itself (3 etcd + control-plane hosts,
 pair with the VIP, 2 workers, the etcd spares, the mirror with its registry), moved to
 10.219.x so it cannot meet the main lab. Everything below reads real state: the Node
 objects the kubelets report, the kubernetes EndpointSlice the apiservers' lease
-reconciler writes, the address keepalived holds, containerd's tasks on the workers.
-Tests run in file order and share one cluster.
+reconciler writes, the address keepalived holds, containerd's tasks on the workers, and
+for Calico: the BGP tables of the ToR routers (FRR) and the spine, BIRD's sessions on the
+nodes, the IPAM block affinities, the nodes' routes and NAT rules. Tests run in file order
+and share one cluster; the last one moves a worker to another rack.
 """
 import copy
 import json
