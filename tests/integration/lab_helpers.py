@@ -31,8 +31,10 @@ def write_inventory(directory, description):
 
 
 def lab(idc, command):
-    return subprocess.run([sys.executable, LAB, "--idc", idc, command], cwd=REPO, env=ENV,
-                          text=True, capture_output=True, check=True).stdout
+    proc = subprocess.run([sys.executable, LAB, "--idc", idc, command], cwd=REPO, env=ENV,
+                          text=True, capture_output=True)
+    assert proc.returncode == 0, f"lab {command} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
 
 
 def playbook(idc, name, *extra, log=None):

@@ -55,6 +55,8 @@ def cluster(tmp_path_factory):
     idc = write_inventory(str(tmp_path_factory.mktemp("k8s")), desc)
     logs = os.path.join(os.path.dirname(idc), "logs")
     os.makedirs(logs)
+    # start from nothing: a run that was killed may have left half a lab behind
+    lab(idc, "down")
     lab(idc, "up")
     try:
         started = time.monotonic()
