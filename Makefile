@@ -41,15 +41,19 @@ lab-status: ## Show the lab's containers
 site: lab-up ## The main job: site.yml on the lab
 	$(BIN)/ansible-playbook -i $(LAB_IDC) playbooks/site.yml
 
-test: bootstrap ## Every test tier
-	$(MAKE) unit
-	$(MAKE) lint
-	$(MAKE) artifacts images
-	$(MAKE) molecule
-	$(MAKE) integration
+# Each tier timed; the table is printed at the end and appended to bench/results/make-test.csv.
+TIERS := $(CURDIR)/.cache/tiers.csv
+test: bootstrap ## Every test tier, with a table of their times at the end
+	@mkdir -p $(dir $(TIERS)); rm -f $(TIERS)
+	./scripts/timed $(TIERS) unit $(MAKE) unit
+	./scripts/timed $(TIERS) lint $(MAKE) lint
+	./scripts/timed $(TIERS) build $(MAKE) artifacts images
+	./scripts/timed $(TIERS) molecule $(MAKE) molecule
+	./scripts/timed $(TIERS) integration $(MAKE) integration
+	@./scripts/timed $(TIERS) --report
 
 unit: ## Unit tests (seconds)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -rs tests/unit
 
 lint: ## ansible-lint (production profile) and ansible-doc of every plugin and role
 	$(BIN)/ansible-lint
@@ -59,7 +63,7 @@ molecule: ## molecule test for each scenario on lab hosts
 	set -e; for s in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$s; done
 
 integration: ## End-to-end tests against real components in the lab
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -rs tests/integration
 
 bench: artifacts images ## Measure lab start-up, converge, no-op re-run and restore times
 	$(BIN)/python bench/run_foundation.py

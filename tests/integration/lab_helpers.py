@@ -18,6 +18,23 @@ ENV = dict(os.environ,
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
+# Every lab the tests bring up, and the second octet of its 10.x.0.0/16: the one place that
+# allocates them, so two tests (or a test and the main lab, 10.210) can never share a
+# range. Molecule scenarios take 10.211, 10.212 and 10.218 (molecule/*/idc.yml).
+LAB_NETS = {
+    "it-members": 213,  # test_etcd_membership.py
+    "it-lab": 214,    # test_lab.py
+    "it-ca": 215,     # test_etcd_provided_ca.py
+    "it-reg": 216,    # test_lab_registry.py
+    "it-k8s": 219,    # the end-to-end cluster (e2e.py)
+}
+
+
+def lab_net(name):
+    """The second octet of lab `name`'s addresses (a KeyError names a lab with none)."""
+    return LAB_NETS[name]
+
+
 def write_inventory(directory, description):
     """Write an IDC description as <dir>/idc.yml beside the lab's group_vars."""
     os.makedirs(directory, exist_ok=True)
@@ -37,16 +54,23 @@ def lab(idc, command):
     return proc.stdout
 
 
-def playbook(idc, name, *extra, log=None):
-    """Run a playbook; return {host: (ok, changed, unreachable, failed)} from the recap."""
+def run_playbook(idc, name, *extra, log=None):
+    """Run a playbook; return (returncode, {host: (ok, changed, unreachable, failed)}, log)."""
     proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", idc,
                            os.path.join(REPO, "playbooks", name), *extra],
                           cwd=REPO, env=ENV, text=True, capture_output=True)
     if log:
         with open(log, "w") as f:
             f.write(proc.stdout + proc.stderr)
-    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
-    return {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(proc.stdout)}
+    recap = {m[0]: tuple(int(x) for x in m[1:]) for m in RECAP.findall(proc.stdout)}
+    return proc.returncode, recap, log or (proc.stdout[-4000:] + proc.stderr[-2000:])
+
+
+def playbook(idc, name, *extra, log=None):
+    """Run a playbook that must succeed; return {host: (ok, changed, unreachable, failed)}."""
+    rc, recap, out = run_playbook(idc, name, *extra, log=log)
+    assert rc == 0, f"{name} failed (see {out})" if log else f"{name} failed:\n{out}"
+    return recap
 
 
 def podman_exec(container, *cmd, check=True):

@@ -10,14 +10,14 @@ import shutil
 
 import pytest
 
-from lab_helpers import lab, member_list, one_rack_description, playbook, podman_exec, write_inventory
+from lab_helpers import lab_net, lab, member_list, one_rack_description, playbook, podman_exec, write_inventory
 
 LAB = "it-members"
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
 
 
 def description(etcd_hosts):
-    return one_rack_description(LAB, 213, {f"m{i}": ["etcd"] if f"m{i}" in etcd_hosts else ["worker"]
+    return one_rack_description(LAB, lab_net(LAB), {f"m{i}": ["etcd"] if f"m{i}" in etcd_hosts else ["worker"]
                                            for i in range(1, 6)}, tor_as=65301, registry=False)
 
 

@@ -4,9 +4,10 @@
 """etcd_member and etcd_snapshot against real etcd members on 127.0.0.1 with TLS.
 
 The modules run for real through ``ansible localhost -m idcloud.platform.<module>``.
-etcd binaries (``etcd`` or ``server``, ``etcdutl``) are looked up in:
-IDCLOUD_ETCD_BIN_DIR, then ~/.cache/idcloud/artifacts/etcd/*/ (and its bin/),
-then /tmp/etcdb/out. The test is skipped with the reason when none is found.
+etcd binaries (``etcd`` or ``server``, ``etcdutl``) are looked up in
+IDCLOUD_ETCD_BIN_DIR, else unpacked from the release archive the artifact builder
+caches (~/.cache/idcloud/artifacts/etcd/<version>/*.tar.gz, what `make test` builds)
+into ~/.cache/idcloud/test-bin/. Missing binaries are a failure, not a skip.
 Only loopback is used; every process started here is killed in teardown.
 """
 
@@ -20,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -36,25 +38,40 @@ from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client impor
 HOST = '127.0.0.1'
 
 
-def _bin_dir_candidates():
-    env = os.environ.get('IDCLOUD_ETCD_BIN_DIR')
-    if env:
-        return [env]
-    found = []
-    for base in sorted(glob.glob(os.path.expanduser('~/.cache/idcloud/artifacts/etcd/*/')), reverse=True):
-        found += [os.path.join(base, 'bin'), base]
-    return found + ['/tmp/etcdb/out']
+CACHE = Path(os.environ.get('IDCLOUD_CACHE', os.path.expanduser('~/.cache/idcloud')))
+
+
+def _unpacked_release():
+    """The newest cached etcd release archive, unpacked once into the test-bin cache."""
+    archives = sorted(glob.glob(str(CACHE / 'artifacts' / 'etcd' / '*' / 'etcd-*.tar.gz')), reverse=True)
+    if not archives:
+        return None
+    archive = archives[0]
+    dest = CACHE / 'test-bin' / os.path.basename(archive)[:-len('.tar.gz')]
+    if not (dest / 'etcdutl').exists():
+        tmp = Path(str(dest) + '.tmp')
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and os.path.basename(member.name) in ('etcd', 'etcdctl', 'etcdutl'):
+                    member.name = os.path.basename(member.name)
+                    tar.extract(member, tmp, filter='data')
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    return str(dest)
 
 
 def _find_bins():
-    tried = []
-    for d in _bin_dir_candidates():
-        server = next((os.path.join(d, n) for n in ('etcd', 'server') if os.access(os.path.join(d, n), os.X_OK)), None)
-        etcdutl = os.path.join(d, 'etcdutl')
-        if server and os.access(etcdutl, os.X_OK):
-            return server, etcdutl
-        tried.append(d)
-    return None, 'no etcd server binary (etcd or server) with etcdutl in: %s (set IDCLOUD_ETCD_BIN_DIR)' % ', '.join(tried)
+    d = os.environ.get('IDCLOUD_ETCD_BIN_DIR') or _unpacked_release()
+    if d is None:
+        return None, ('no etcd release archive in %s/artifacts/etcd/ (run `make artifacts`, '
+                      'or set IDCLOUD_ETCD_BIN_DIR)' % CACHE)
+    server = next((os.path.join(d, n) for n in ('etcd', 'server') if os.access(os.path.join(d, n), os.X_OK)), None)
+    etcdutl = os.path.join(d, 'etcdutl')
+    if server and os.access(etcdutl, os.X_OK):
+        return server, etcdutl
+    return None, 'no etcd server binary (etcd or server) with etcdutl in %s' % d
 
 
 ETCD, ETCDUTL = _find_bins()
@@ -63,11 +80,13 @@ OPENSSL = shutil.which('openssl')
 TARGET_PYTHON = os.environ.get('IDCLOUD_TEST_TARGET_PYTHON') or (
     '/usr/bin/python3' if os.access('/usr/bin/python3', os.X_OK) else sys.executable)
 
-pytestmark = [
-    pytest.mark.skipif(ETCD is None, reason=str(ETCDUTL)),
-    pytest.mark.skipif(ANSIBLE is None, reason='ansible is not installed next to this python nor on PATH'),
-    pytest.mark.skipif(OPENSSL is None, reason='openssl is needed to make the throwaway test CA'),
-]
+
+
+@pytest.fixture(autouse=True)
+def _prerequisites():
+    assert ETCD is not None, ETCDUTL
+    assert ANSIBLE is not None, 'ansible is not installed next to this python nor on PATH'
+    assert OPENSSL is not None, 'openssl is needed to make the throwaway test CA'
 
 
 def free_port():

@@ -5,10 +5,10 @@ import subprocess
 
 import pytest
 
-from lab_helpers import BIN, ENV, REPO, lab, one_rack_description, podman_exec, write_inventory
+from lab_helpers import lab_net, BIN, ENV, REPO, lab, one_rack_description, podman_exec, write_inventory
 
 LAB = "it-ca"
-DESC = one_rack_description(LAB, 215, {"ca1": ["etcd"]}, tor_as=65501, registry=False)
+DESC = one_rack_description(LAB, lab_net(LAB), {"ca1": ["etcd"]}, tor_as=65501, registry=False)
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
 

@@ -12,13 +12,13 @@ import urllib.request
 import pytest
 import yaml
 
-from lab_helpers import ENV, REPO, lab, one_rack_description, podman_exec, write_inventory
+from lab_helpers import lab_net, ENV, REPO, lab, one_rack_description, podman_exec, write_inventory
 
 LAB = "it-reg"
 HOST = "n1"
-REGISTRY = "10.216.1.250:5000"
-DESC = one_rack_description(LAB, 216, {HOST: ["etcd", "worker"]}, tor_as=65601)
-ADDRESS = "10.216.1.11"  # the first host of one_rack_description
+REGISTRY = f"10.{lab_net(LAB)}.1.250:5000"
+DESC = one_rack_description(LAB, lab_net(LAB), {HOST: ["etcd", "worker"]}, tor_as=65601)
+ADDRESS = f"10.{lab_net(LAB)}.1.11"  # the first host of one_rack_description
 CA = os.path.expanduser(f"~/.idcloud/{LAB}/pki/kubernetes/ca.crt")
 CERTS_D = "/etc/containerd/certs.d"
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"

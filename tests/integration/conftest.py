@@ -1,0 +1,28 @@
+"""The integration tier's shared fixtures and order.
+
+`cluster` is the one converged end-to-end lab of the session (e2e.py): made at the first
+test that asks for it, removed at the end. Tests that use it run after every other test
+(the other tests bring up small labs of their own and remove them), and among them the
+drills (marker `drill`) run last, in file order, so that a drill cannot disturb a check.
+"""
+import pytest
+
+from e2e import converged_cluster
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "drill: stops real components of the shared cluster; runs last")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        if "cluster" not in getattr(item, "fixturenames", ()):
+            return 0
+        return 2 if item.get_closest_marker("drill") else 1
+    items[:] = sorted(items, key=rank)  # stable: file order within each rank
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    with converged_cluster(str(tmp_path_factory.mktemp("e2e"))) as c:
+        yield c
