@@ -14,7 +14,7 @@ MOLECULE_SCENARIOS ?= node_tuning etcd apiserver_lb
 # lab/artifacts/versions.yml. Cold on 2 cores: etcd ~1 min, Kubernetes ~7.5 min, Calico ~4 min; cached: 0.
 ARTIFACTS ?= etcd kubernetes calico
 
-.PHONY: help bootstrap artifacts images lab-up lab-down lab-status site test unit lint molecule integration bench
+.PHONY: help bootstrap artifacts images lab-up lab-down lab-status site test unit lint molecule integration bench bench-speed
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -67,3 +67,6 @@ integration: ## End-to-end tests against real components in the lab
 
 bench: artifacts images ## Measure lab start-up, converge, no-op re-run and restore times
 	$(BIN)/python bench/run_foundation.py
+
+bench-speed: artifacts images ## site.yml from nothing: fresh check, first converge, no-op with mitogen and linear
+	$(BIN)/python bench/run_speed.py
