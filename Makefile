@@ -55,7 +55,8 @@ test: bootstrap ## Every test tier, with a table of their times at the end
 unit: ## Unit tests (seconds)
 	$(BIN)/pytest -q -rs tests/unit
 
-lint: ## ansible-lint (production profile) and ansible-doc of every plugin and role
+lint: ## ruff, ansible-lint (production profile) and ansible-doc of every plugin and role
+	$(BIN)/ruff check .
 	$(BIN)/ansible-lint
 	./scripts/check-docs
 

@@ -40,7 +40,8 @@ def timed(label, cmd):
 
 def main():
     lab = [os.path.join(BIN, "python"), os.path.join(REPO, "lab", "lab"), "--idc", IDC]
-    play = lambda name: [os.path.join(BIN, "ansible-playbook"), "-i", IDC, os.path.join(REPO, "playbooks", name)]
+    def play(name):
+        return [os.path.join(BIN, "ansible-playbook"), "-i", IDC, os.path.join(REPO, "playbooks", name)]
     rows = []
     timed("lab down", lab + ["down"])
     rows.append(("lab up (images cached)",) + timed("lab up (images cached)", lab + ["up"])[:2])
@@ -56,7 +57,7 @@ def main():
     report = re.search(r"""seconds["']?:\s*([\d.]+)""", out)
     if report:
         rows.append(("restore (report: stop to healthy)", float(report.group(1)), 0))
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     new = not os.path.exists(RESULTS)
     with open(RESULTS, "a", newline="") as f:
         w = csv.writer(f)

@@ -62,7 +62,7 @@ def main():
     rows.append(run("site.yml no-op (linear, plain SSH)", site, env=dict(ENV, ANSIBLE_STRATEGY="linear"),
                     slug="noop-linear"))
     rows.append(run("site.yml --check --diff, converged", site + ["--check", "--diff"], slug="check-converged"))
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     path = os.path.join(RESULTS, "speed.csv")
     new = not os.path.exists(path)
     with open(path, "a", newline="") as f:

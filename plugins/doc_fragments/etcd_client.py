@@ -1,13 +1,8 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
 
     # Connection options shared by the etcd modules (see module_utils/etcd_client.py).
     DOCUMENTATION = r'''

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Read-only client of BIRD 1.x's control socket, and the BGP health of a Calico node.
 
 BIRD's control protocol (what birdcl speaks): the daemon greets with ``0001 BIRD <version> ready.``;
@@ -11,10 +10,6 @@ reply to ``show protocols all`` ends with ``0000``.
 
 Only ``show status`` and ``show protocols all`` are ever sent: nothing here changes BIRD.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import errno
 import ipaddress
@@ -39,7 +34,7 @@ class BirdError(Exception):
     """BIRD could not be asked (no socket, no answer) or refused a command."""
 
     def __init__(self, message, code=None):
-        super(BirdError, self).__init__(message)
+        super().__init__(message)
         self.code = code
 
 
@@ -104,7 +99,7 @@ class BirdClient:
         while True:
             try:
                 raw = self.reader.readline()
-            except (socket.timeout, OSError) as exc:
+            except (TimeoutError, OSError) as exc:
                 raise BirdError('%s: no complete answer to %s within %ss: %s' % (self.path, what, self.timeout, exc))
             if not raw:
                 raise BirdError('%s: BIRD closed the connection before answering %s (after %d lines)'

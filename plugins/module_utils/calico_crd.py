@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Calico resources stored as CRDs (crd.projectcalico.org/v1, Kubernetes datastore).
 
 Two layers, so the planning is unit-tested with a fake API:
@@ -16,10 +15,6 @@ Two layers, so the planning is unit-tested with a fake API:
 All the kinds handled here are cluster-scoped. There is no Calico API server:
 the module writes the v1 CRD objects that calico-node and calicoctl (KDD) read.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import copy
 import ipaddress
@@ -58,7 +53,7 @@ class CalicoResourceError(Exception):
     """A request the module refuses or cannot carry out; the message names field, value and fix."""
 
     def __init__(self, message, name=None):
-        super(CalicoResourceError, self).__init__(message)
+        super().__init__(message)
         self.name = name
 
 
@@ -66,7 +61,7 @@ class KubeApiError(Exception):
     """The Kubernetes API answered with an error, or could not be reached (status None)."""
 
     def __init__(self, message, status=None, reason=None):
-        super(KubeApiError, self).__init__(message)
+        super().__init__(message)
         self.message = message
         self.status = status
         self.reason = reason
@@ -291,12 +286,12 @@ def check_immutable(kind, name, live_spec, spec):
         same = _same_network(live_value, new_value) if field == 'cidr' and live_value and new_value \
             else live_value == new_value
         if not same:
+            live, new = _show(live_value), _show(new_value)
             raise CalicoResourceError(
-                "{kind} {name!r}: spec.{field} cannot change in place (live {live}, given {new}): Calico has already "
-                "carved address blocks out of this pool. To keep the pool, give {field}: {live}. To move to other "
-                "addresses: create a new {kind} with the new cidr/blockSize, set disabled: true on {name!r}, recreate "
-                "the pods that use it, then delete {name!r}.".format(
-                    kind=kind, name=name, field=field, live=_show(live_value), new=_show(new_value)), name)
+                f"{kind} {name!r}: spec.{field} cannot change in place (live {live}, given {new}): Calico has already "
+                f"carved address blocks out of this pool. To keep the pool, give {field}: {live}. To move to other "
+                f"addresses: create a new {kind} with the new cidr/blockSize, set disabled: true on {name!r}, recreate "
+                f"the pods that use it, then delete {name!r}.", name)
 
 
 def _show(value):

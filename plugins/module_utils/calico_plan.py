@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Calico in BGP mode with top-of-rack routers: the plan and the ToR side of it.
 
 The design (docs/calico-bgp.md): every server runs Calico in one AS (cluster.node_as)

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Small etcd v3 client over the JSON gRPC gateway (HTTPS + client certificate).
 
 It runs on the managed etcd host with the Python standard library only
@@ -16,10 +15,6 @@ Conventions:
 - Every failure raises EtcdError carrying the endpoint and the server's message.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 import base64
 import hashlib
 import json
@@ -27,12 +22,8 @@ import os
 import socket
 import ssl
 import tempfile
-
-try:  # Python 3
-    from urllib.error import HTTPError, URLError
-    from urllib.request import Request, build_opener, HTTPSHandler, ProxyHandler
-except ImportError:  # pragma: no cover - Python 2 is not a target
-    HTTPError = URLError = Request = build_opener = HTTPSHandler = ProxyHandler = None
+from urllib.error import HTTPError, URLError
+from urllib.request import HTTPSHandler, ProxyHandler, Request, build_opener
 
 DEFAULT_ENDPOINTS = ['https://127.0.0.1:2379']
 
@@ -58,7 +49,7 @@ class EtcdError(Exception):
         text = message
         if endpoint:
             text = '%s: %s' % (endpoint, message)
-        super(EtcdError, self).__init__(text)
+        super().__init__(text)
 
     def to_dict(self):
         return {'endpoint': self.endpoint, 'message': self.message,
@@ -73,7 +64,7 @@ class EtcdConnectionError(EtcdError):
     """
 
     def __init__(self, message, endpoint=None, request_sent=True):
-        super(EtcdConnectionError, self).__init__(message, endpoint=endpoint)
+        super().__init__(message, endpoint=endpoint)
         self.request_sent = request_sent
 
 
@@ -191,7 +182,7 @@ class UrllibTransport:
         if self._opener is None:
             try:
                 ctx = self._context()
-            except (IOError, OSError, ssl.SSLError) as exc:
+            except (OSError, ssl.SSLError) as exc:
                 # Names the files, never their content.
                 raise EtcdError('cannot load TLS files (ca_file=%s, cert_file=%s, key_file=%s): %s'
                                 % (self.ca_file, self.cert_file, self.key_file, exc))
@@ -218,7 +209,7 @@ class UrllibTransport:
         except ssl.SSLError as exc:
             raise EtcdConnectionError(_describe_socket_error(exc), endpoint=_base(url),
                                       request_sent=False)
-        except (socket.timeout, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise EtcdConnectionError(_describe_socket_error(exc), endpoint=_base(url),
                                       request_sent=not _not_sent(exc))
 
@@ -284,7 +275,7 @@ class EtcdClient:
         try:
             try:
                 data = fobj.read()
-            except (socket.timeout, OSError) as exc:
+            except (TimeoutError, OSError) as exc:
                 raise EtcdConnectionError('reading the answer of %s: %s' % (path, _describe_socket_error(exc)),
                                           endpoint=endpoint)
         finally:
@@ -365,7 +356,7 @@ class EtcdClient:
                 fobj.close()
         except EtcdError as exc:
             return False, exc.message
-        except (socket.timeout, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             return False, _describe_socket_error(exc)
         try:
             doc = json.loads(data.decode('utf-8'))
@@ -485,7 +476,7 @@ def _copy_snapshot_stream(fobj, out, endpoint):
     while True:
         try:
             line = fobj.readline()
-        except (socket.timeout, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise EtcdConnectionError('snapshot stream interrupted after %d bytes: %s'
                                       % (size, _describe_socket_error(exc)), endpoint=endpoint)
         if not line:

@@ -1,16 +1,11 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Logic of the etcd_member module: plan first, then act in one place.
 
 plan_member() is pure (members + health in, decision out) and unit-tested;
 run_member() reads the live state through an EtcdClient, plans, and only
 outside check mode calls the one write the plan asks for.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import EtcdError
 
@@ -21,7 +16,7 @@ class EtcdMemberError(Exception):
     """A request this module refuses; the message names the field, the value and the fix."""
 
     def __init__(self, message, member=None, members=None):
-        super(EtcdMemberError, self).__init__(message)
+        super().__init__(message)
         self.member = member
         self.members = members
 

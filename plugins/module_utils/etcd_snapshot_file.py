@@ -1,16 +1,11 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """etcd snapshot files: offline checks, etcdutl calls and the etcd_snapshot logic.
 
 Pure helpers (verify_snapshot, *_argv, parse_*) are unit-tested directly; the
 run_* functions take a ``run_command`` callable with AnsibleModule.run_command's
 signature and return the module result, so the module file stays small.
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import datetime
 import errno
@@ -36,13 +31,13 @@ class SnapshotError(Exception):
     """A user-visible snapshot failure; the message names the field/file and the fix."""
 
     def __init__(self, message, **details):
-        super(SnapshotError, self).__init__(message)
+        super().__init__(message)
         self.details = details
 
 
 def utc_stamp(now=None):
     """YYYYmmddTHHMMSSZ in UTC."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     return now.strftime('%Y%m%dT%H%M%SZ')
 
 
@@ -62,7 +57,7 @@ def verify_snapshot(path):
     try:
         size = os.path.getsize(path)
         fobj = open(path, 'rb')
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         raise SnapshotError('cannot read snapshot path %s: %s' % (path, exc.strerror or exc))
     with fobj:
         head = fobj.read(BBOLT_MAGIC_OFFSET + 4)

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache License 2.0 (see LICENSE)
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """The IDC description: the model of one data centre and its validation.
 
 Ops describe a data centre once (cluster CIDRs, rooms, racks with their ToR

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Plan and apply a sysctl profile: one sysctl.d file plus the live values in /proc/sys.
@@ -78,9 +77,9 @@ def render_file(values):
 def read_text(path):
     """Return a file's text, or None when it does not exist."""
     try:
-        with open(path, 'r', encoding='utf-8') as handle:
+        with open(path, encoding='utf-8') as handle:
             return handle.read()
-    except IOError as exc:
+    except OSError as exc:
         if exc.errno == errno.ENOENT:
             return None
         raise
@@ -89,9 +88,9 @@ def read_text(path):
 def read_live(path):
     """Return (normalised live value, None) or (None, reason it could not be read)."""
     try:
-        with open(path, 'r', encoding='utf-8') as handle:
+        with open(path, encoding='utf-8') as handle:
             return normalize_value(handle.read()), None
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         return None, 'cannot read %s: %s' % (path, exc.strerror or exc)
 
 
@@ -113,7 +112,7 @@ def _render_live(values):
     return ''.join('%s = %s\n' % (key, values[key]) for key in sorted(values))
 
 
-class Plan(object):
+class Plan:
     """Everything decided before acting: what the file and the live values should become."""
 
     def __init__(self):
@@ -181,7 +180,7 @@ def write_live(key, value, proc_root=PROC_SYS):
     proc_path = key_to_path(key, proc_root)
     try:
         _write_proc(proc_path, value)
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         if exc.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
             return 'the kernel refused to set it here (%s; not permitted in this container or namespace)' % (
                 exc.strerror or exc)
@@ -191,7 +190,7 @@ def write_live(key, value, proc_root=PROC_SYS):
     return None
 
 
-class SysctlProfileRunner(object):
+class SysctlProfileRunner:
     """Run the plan for an AnsibleModule; the only place that changes anything."""
 
     def __init__(self, module, proc_root=PROC_SYS):

@@ -1,11 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
 DOCUMENTATION = r'''
 module: calico_bgp_status

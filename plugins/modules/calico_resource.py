@@ -1,11 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
 DOCUMENTATION = r'''
 module: calico_resource
@@ -211,7 +206,13 @@ error:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.idcloud.platform.plugins.module_utils.calico_crd import (
-    KIND_PLURALS, CalicoResourceError, KubeApiError, api_from_params, kube_argument_spec, run_calico_resource)
+    KIND_PLURALS,
+    CalicoResourceError,
+    KubeApiError,
+    api_from_params,
+    kube_argument_spec,
+    run_calico_resource,
+)
 
 
 def argument_spec():

@@ -1,11 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
 DOCUMENTATION = r'''
 module: etcd_member
@@ -193,9 +188,11 @@ error:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import (
-    EtcdError, client_from_params, etcd_connection_argument_spec)
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_member_runner import (
-    EtcdMemberError, run_member)
+    EtcdError,
+    client_from_params,
+    etcd_connection_argument_spec,
+)
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd_member_runner import EtcdMemberError, run_member
 
 
 def main():

@@ -1,11 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
-# Apache-2.0 (see galaxy.yml)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
 DOCUMENTATION = r'''
 module: etcd_snapshot
@@ -205,9 +200,16 @@ cmd:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import (
-    EtcdError, client_from_params, etcd_connection_argument_spec)
+    EtcdError,
+    client_from_params,
+    etcd_connection_argument_spec,
+)
 from ansible_collections.idcloud.platform.plugins.module_utils.etcd_snapshot_file import (
-    SnapshotError, run_restored, run_saved, run_verified)
+    SnapshotError,
+    run_restored,
+    run_saved,
+    run_verified,
+)
 
 
 def main():
@@ -253,7 +255,7 @@ def main():
         module.fail_json(msg=str(exc), **exc.details)
     except EtcdError as exc:
         module.fail_json(msg='etcd call failed: %s' % exc, error=exc.to_dict())
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         module.fail_json(msg='%s: %s' % (getattr(exc, 'filename', None) or p.get('path'), exc))
     for warning in result.pop('warnings', []):
         module.warn(warning)

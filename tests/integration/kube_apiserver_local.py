@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """A throwaway etcd + kube-apiserver on 127.0.0.1 for tests that need a real Kubernetes API.
@@ -61,7 +60,7 @@ def _write_pki(d: Path):
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def key_pem(key, path):
         path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -152,7 +151,7 @@ class LocalKubeApi:
         return self
 
     def stop(self):
-        for name, proc in reversed(self.procs):
+        for _name, proc in reversed(self.procs):
             if proc.poll() is not None:
                 continue
             try:

@@ -13,9 +13,26 @@ import time
 
 import pytest
 
-from e2e import (FIGURES, block_affinities, calico_pod, containerd_tasks, ctr, endpoint_addresses, hosts_with,
-                 http_get, pod_exec, rack_of, racks, ready, tor_neighbors, tor_routes, vip_holders, wait_for,
-                 web_pods, worker_addresses)
+from e2e import (
+    FIGURES,
+    block_affinities,
+    calico_pod,
+    containerd_tasks,
+    ctr,
+    endpoint_addresses,
+    hosts_with,
+    http_get,
+    pod_exec,
+    rack_of,
+    racks,
+    ready,
+    tor_neighbors,
+    tor_routes,
+    vip_holders,
+    wait_for,
+    web_pods,
+    worker_addresses,
+)
 from lab_helpers import ENV, REPO, lab, playbook, podman_exec, write_inventory
 
 pytestmark = pytest.mark.drill
@@ -136,7 +153,7 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
                                p.status.container_statuses[0].container_id.split("//")[1],
                                p.status.container_statuses[0].restart_count) for p in pods}
     tasks_before = {node: containerd_tasks(node) for node in {v[1] for v in before.values()}}
-    for uid, (name, node, ip, cid, _) in before.items():
+    for _uid, (name, node, _ip, cid, _) in before.items():
         assert tasks_before[node][cid][1] == "RUNNING", (name, tasks_before[node])
 
     # A prober on each worker asks every web pod every half second, independent of the

@@ -5,8 +5,20 @@ import os
 
 from kubernetes import client
 
-from e2e import (FIGURES, FIXED_POD, block_affinities, ctr, pod_http, rack_of, racks, tor_neighbors, tor_routes,
-                 wait_for, web_pods, worker_addresses)
+from e2e import (
+    FIGURES,
+    FIXED_POD,
+    block_affinities,
+    ctr,
+    pod_http,
+    rack_of,
+    racks,
+    tor_neighbors,
+    tor_routes,
+    wait_for,
+    web_pods,
+    worker_addresses,
+)
 from lab_helpers import playbook, podman_exec
 
 
@@ -52,7 +64,7 @@ def test_each_tor_holds_exactly_its_racks_blocks(cluster):
 
 def test_nodes_learn_nothing_from_their_tor(cluster):
     desc = cluster["desc"]
-    for node, address in worker_addresses(desc).items():
+    for node, _address in worker_addresses(desc).items():
         tor = rack_of(desc, node)["tor"]["peer"]
         routes = podman_exec(ctr(node), "ip", "-4", "route", "show").stdout
         # nothing installed through the ToR except the lab's own static pod route

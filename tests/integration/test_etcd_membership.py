@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from lab_helpers import lab_net, lab, member_list, one_rack_description, playbook, podman_exec, write_inventory
+from lab_helpers import lab, lab_net, member_list, one_rack_description, playbook, podman_exec, write_inventory
 
 LAB = "it-members"
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")

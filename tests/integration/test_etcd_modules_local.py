@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """etcd_member and etcd_snapshot against real etcd members on 127.0.0.1 with TLS.
@@ -32,8 +31,7 @@ _COLLECTIONS = REPO / 'collections'
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import (  # noqa: E402
-    EtcdClient, EtcdConnectionError)
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import EtcdClient, EtcdConnectionError  # noqa: E402
 
 HOST = '127.0.0.1'
 

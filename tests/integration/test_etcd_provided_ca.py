@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from lab_helpers import lab_net, BIN, ENV, REPO, lab, one_rack_description, podman_exec, write_inventory
+from lab_helpers import BIN, ENV, REPO, lab, lab_net, one_rack_description, podman_exec, write_inventory
 
 LAB = "it-ca"
 DESC = one_rack_description(LAB, lab_net(LAB), {"ca1": ["etcd"]}, tor_as=65501, registry=False)

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 import yaml
 
-from lab_helpers import lab_net, ENV, REPO, lab, one_rack_description, podman_exec, write_inventory
+from lab_helpers import ENV, REPO, lab, lab_net, one_rack_description, podman_exec, write_inventory
 
 LAB = "it-reg"
 HOST = "n1"
@@ -65,7 +65,7 @@ def containerd(idc):
                   f'  capabilities = ["pull", "resolve"]\n  ca = "{CERTS_D}/{REGISTRY}/ca.crt"\n')
     subprocess.run(["podman", "exec", "-i", host, "sh", "-c", f"cat > {CERTS_D}/{REGISTRY}/hosts.toml"],
                    input=hosts_toml, text=True, env=ENV, check=True)
-    for i in range(40):
+    for _i in range(40):
         if podman_exec(host, "ctr", "version", check=False).returncode == 0:
             break
         time.sleep(0.5)

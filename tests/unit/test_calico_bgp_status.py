@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Unit tests for idcloud.platform.calico_bgp_status against a fake BIRD 1.x on a temp unix socket.

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Calico BGP with the ToRs: the plan, the ToR's FRR configuration, the filters and playbooks/tor_config.yml."""
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.idcloud.platform.plugins.filter import calico_plan as filters

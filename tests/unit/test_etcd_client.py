@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Unit tests for module_utils/etcd_client.py with a fake transport (JSON shapes as etcd 3.6.16 sends them)."""

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Unit tests for the etcd_member planning and runner, with a fake client."""
@@ -17,8 +16,8 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import EtcdError  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.module_utils import etcd_member_runner as r  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import EtcdError  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.modules import etcd_member as etcd_member_module  # noqa: E402
 
 

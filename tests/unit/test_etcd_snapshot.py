@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Unit tests for module_utils/etcd_snapshot_file.py: trailer checks, etcdutl argv, restore planning."""
@@ -25,7 +24,7 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.module_utils import etcd_snapshot_file as sf  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.modules import etcd_snapshot as etcd_snapshot_module  # noqa: E402
 
-NOW = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 # Verbatim etcdutl 3.6.16 `snapshot status -w json` output.
 STATUS_JSON = '{"hash":3493156912,"revision":202,"totalKey":201,"totalSize":266240,"version":"3.6.0"}\n'
 

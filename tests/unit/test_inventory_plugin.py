@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """The idcloud.platform.idc inventory plugin, run for real on description files.
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.inventory.manager import InventoryManager
@@ -24,7 +22,6 @@ from ansible.parsing.vault import VaultLib, VaultSecret
 from ansible.plugins.loader import inventory_loader
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
-
 from conftest import ansible_command
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Unit tests for idcloud.platform.sysctl_profile, against a fake /proc/sys in a temp dir."""
