@@ -101,3 +101,59 @@ def one_rack_description(lab_name, net, hosts, tor_as, registry=True):
                        "size": {"cpu": 4, "memory_gib": 16}} for i, (name, roles) in enumerate(hosts.items())],
         }]}],
     }
+
+
+# --- containment: what a lab's LOG rules wrote to the kernel log (lab/lab contain_egress) ---
+def egress_log_prefix(lab_name):
+    """The LOG prefix of lab `lab_name`'s dropped egress (the same as lab/lab's)."""
+    prefix = f"idcloud-egress {lab_name}: "
+    if len(prefix) <= 29:
+        return prefix
+    import hashlib
+    return f"idcloud-egress {lab_name[:5]}~{hashlib.sha256(lab_name.encode()).hexdigest()[:6]}: "
+
+
+def _kmsg():
+    """[(sequence number, message)] of the kernel log, from /dev/kmsg (reading consumes nothing)."""
+    records = []
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            try:
+                raw = os.read(fd, 8192)
+            except BlockingIOError:
+                break
+            except BrokenPipeError:  # records overwritten while reading: read on
+                continue
+            if not raw:
+                break
+            head, _, msg = raw.decode(errors="replace").partition(";")
+            records.append((int(head.split(",")[1]), msg.split("\n")[0]))
+    finally:
+        os.close(fd)
+    return records
+
+
+def kmsg_mark():
+    """The kernel log's newest sequence number: pass it as `since` to egress_log."""
+    records = _kmsg()
+    return records[-1][0] if records else -1
+
+
+def egress_log(lab_name, since=None):
+    """The drops lab `lab_name` logged (newer than `since`, a kmsg_mark()), one line each:
+    'idcloud-egress <lab>: IN=<bridge> OUT=<if> SRC=... DST=... PROTO=... DPT=...'."""
+    prefix = egress_log_prefix(lab_name)
+    return [msg for seq, msg in _kmsg() if msg.startswith(prefix) and (since is None or seq > since)]
+
+
+def log_fields(line):
+    """{'SRC': ..., 'DST': ..., 'DPT': ..., 'OUT': ...} of one logged drop."""
+    return dict(word.split("=", 1) for word in line.split() if "=" in word)
+
+
+def assert_no_egress(lab_name, since=None):
+    """Fail if lab `lab_name` tried to leave the lab (or reach the VM) since the mark; for the
+    end of a suite: `since = kmsg_mark()` before `lab up`, then `assert_no_egress(name, since)`."""
+    drops = egress_log(lab_name, since)
+    assert drops == [], f"lab {lab_name} tried to reach outside it ({len(drops)} drops):\n" + "\n".join(drops[:50])

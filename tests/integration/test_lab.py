@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from lab_helpers import ENV, REPO, lab, podman_exec, write_inventory
+from lab_helpers import ENV, REPO, egress_log, kmsg_mark, lab, log_fields, podman_exec, write_inventory
 
 sys.path.insert(0, os.path.join(REPO, "collections"))
 from ansible_collections.idcloud.platform.plugins.module_utils.calico_plan import tor_frr_configs  # noqa: E402
@@ -58,6 +58,47 @@ def forward_rules():
     return [line for line in out.splitlines() if f"idcloud-lab:{LAB}" in line]
 
 
+def containment_rules():
+    """This lab's rules in the mangle table: its jumps and its own chains' rules."""
+    out = subprocess.run(["iptables", "-t", "mangle", "-S"], text=True, capture_output=True, check=True).stdout
+    return [line for line in out.splitlines() if f'--comment "idcloud-lab:{LAB}"' in line]
+
+
+def bridge(net):
+    return json.loads(podman("network", "inspect", net).stdout)[0]["network_interface"]
+
+
+# Probes that must not leave the lab: TEST-NET-2 (TEST-NET-1, 192.0.2.0/24, is this VM's
+# own uplink here), an unanswered service address (the cluster DNS's), a pod address no
+# node has (the ToR hands it to its default route: the VM), and the VM's DNS on the
+# rack gateway (a payload that is no DNS query). (address, port) of each, UDP.
+PROBES = [("198.51.100.1", 9), ("10.214.192.10", 53), ("10.214.130.1", 9), ("10.214.1.1", 53)]
+
+
+def probe(container, address, port):
+    podman_exec(container, "python3", "-c",
+                "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+                f"s.sendto(b'idcloud-lab containment probe',({address!r},{port}))")
+
+
+def check_containment():
+    """The drop rules are in place: the lab's bridges jump to its chains, which end in LOG, DROP."""
+    rules = containment_rules()
+    bridges = [bridge(f"{LAB}-{n}") for n in ("a", "b", "spine")]
+    for builtin, chain in (("FORWARD", f"IDCLOUD-OUT-{LAB}"), ("INPUT", f"IDCLOUD-IN-{LAB}")):
+        for br in bridges:
+            assert f'-A {builtin} -i {br} -m comment --comment "idcloud-lab:{LAB}" -j {chain}' in rules, rules
+        own = [r for r in rules if r.startswith(f"-A {chain} ")]
+        assert own[-2].endswith(f'-j LOG --log-prefix "idcloud-egress {LAB}: "'), own
+        assert own[-1] == f'-A {chain} -m comment --comment "idcloud-lab:{LAB}" -j DROP', own
+    out = [r for r in rules if r.startswith(f"-A IDCLOUD-OUT-{LAB} ")]
+    # the one way out: the mirror, to the Debian mirror's ports
+    assert [r for r in out if "-s " in r] == [
+        f'-A IDCLOUD-OUT-{LAB} -s 10.214.1.250/32 -p tcp -m multiport --dports 80,443 '
+        f'-m comment --comment "idcloud-lab:{LAB}" -j RETURN'], out
+    return rules
+
+
 def bgp_neighbours(container):
     out = podman_exec(container, "vtysh", "-c", "show bgp summary json").stdout
     return json.loads(out)["ipv4Unicast"]["peers"]
@@ -81,8 +122,13 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
     assert podman("create", "--name", decoy, "localhost/idcloud-node:bookworm", "true").returncode == 0
     assert podman("volume", "create", decoy_volume).returncode == 0
     lab(idc, "down")  # leftovers of an interrupted run
+    # another lab's rule (a name that starts like this lab's): our down must leave it
+    other = ["FORWARD", "-i", "idcdecoy0", "-m", "comment", "--comment", f"idcloud-lab:{LAB}2", "-j", "RETURN"]
+    subprocess.run(["iptables", "-t", "mangle", "-A", *other], check=True)
+    mark = kmsg_mark()
     try:
         lab(idc, "up")
+        rules = check_containment()
         ctrs, nets, vols = lab_objects()
         assert ctrs == sorted(f"{LAB}-{n}" for n in ["ha", "hb", "tor-a", "tor-b", "mirror", "spine"])
         assert nets == [f"{LAB}-a", f"{LAB}-b", f"{LAB}-spine"]
@@ -149,10 +195,44 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         with urllib.request.urlopen("http://10.214.1.250/manifest.json", timeout=5) as resp:
             assert "etcd" in json.load(resp)
 
-        # a second up changes nothing
+        # the mirror serves only its local clock: no Debian pool or server lines
+        sources = podman_exec(f"{LAB}-mirror", "sh", "-c",
+                              "grep -hE '^[[:space:]]*(pool|server|peer)[[:space:]]' /etc/chrony/chrony.conf "
+                              "/etc/chrony/conf.d/* /etc/chrony/sources.d/* 2>/dev/null", check=False).stdout
+        assert sources == "", sources
+        chrony = podman_exec(f"{LAB}-mirror", "chronyc", "-n", "sources").stdout
+        assert len(chrony.strip().splitlines()) == 2, chrony  # the header only: no source
+
+        # apt in a lab host goes through the mirror's apt-cacher-ng, the one way to Debian
+        assert "10.214.1.250:3142" in podman_exec(f"{LAB}-ha", "apt-config", "dump", "Acquire::http::Proxy").stdout
+        apt = podman_exec(f"{LAB}-ha", "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+                          "apt-get install -y -qq --no-install-recommends hello && hello", check=False)
+        assert apt.returncode == 0 and "Hello, world!" in apt.stdout, apt.stdout + apt.stderr
+        served = podman_exec(f"{LAB}-mirror", "cat", "/var/log/apt-cacher-ng/apt-cacher.log").stdout
+        assert "/hello_" in served and "10.214.1.11" in served, served[-2000:]
+
+        # probes to addresses outside the lab are dropped and logged; sent only now that
+        # the drop rule is confirmed in place
+        check_containment()
+        probe_mark = kmsg_mark()
+        for address, port in PROBES:
+            probe(f"{LAB}-ha", address, port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            logged = [log_fields(line) for line in egress_log(LAB, since=probe_mark)]
+            if len(logged) >= len(PROBES):
+                break
+            time.sleep(0.5)
+        assert sorted((f["DST"], int(f["DPT"])) for f in logged) == sorted(PROBES), logged
+        assert all(f["SRC"] == "10.214.1.11" for f in logged), logged
+        # the VM's gateway address is the VM itself (INPUT: no OUT), the rest would be routed out
+        assert [f["DST"] for f in logged if f.get("OUT", "") == ""] == ["10.214.1.1"], logged
+
+        # a second up changes nothing (one copy of each containment rule)
         again = lab(idc, "up")
         assert "network " not in again and " in rack " not in again
-        assert "FRR in" not in again and "uplink" not in again
+        assert "FRR in" not in again and "uplink" not in again and "egress containment" not in again
+        assert containment_rules() == rules
 
         # re-cabling: hb moves to rack a with a new address, keeping its disk
         podman_exec(f"{LAB}-hb", "sh", "-c", "echo kept > /var/lib/containerd/marker")
@@ -171,13 +251,26 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         assert podman_exec(f"{LAB}-tor-a", "cat", "/etc/frr/frr.conf").stdout == configs["tor-a"]
         assert " neighbor 10.214.1.12 peer-group SERVERS" in configs["tor-a"]
         assert set(bgp_neighbours(f"{LAB}-tor-b")) == {"10.214.0.1"}
+        assert sorted(containment_rules()) == sorted(rules)
+
+        # nothing else from the lab was dropped during the test: no unexpected egress
+        unexpected = [line for line in egress_log(LAB, since=mark)
+                      if (log_fields(line)["DST"], int(log_fields(line).get("DPT", 0))) not in PROBES]
+        assert unexpected == [], unexpected
     finally:
         lab(idc, "down")
+        other_stayed = subprocess.run(["iptables", "-t", "mangle", "-C", *other]).returncode == 0
+        while subprocess.run(["iptables", "-t", "mangle", "-D", *other], capture_output=True).returncode == 0:
+            pass
     ctrs, nets, vols = lab_objects()
     assert ctrs == [] and nets == [] and vols == []
     assert podman("volume", "exists", f"{LAB}-ha-containerd").returncode != 0
     assert nat_rules() == []
     assert forward_rules() == []
+    assert containment_rules() == []
+    for chain in (f"IDCLOUD-OUT-{LAB}", f"IDCLOUD-IN-{LAB}"):
+        assert subprocess.run(["iptables", "-t", "mangle", "-S", chain], capture_output=True).returncode != 0
+    assert other_stayed, "lab down removed another lab's rule"
     # the unlabelled container and volume with the lab's prefix were not ours: still there
     assert podman("container", "exists", decoy).returncode == 0
     assert podman("volume", "exists", decoy_volume).returncode == 0
