@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Keep a set of X.509 certificates signed by local CAs, in one call on the control host.
@@ -486,7 +485,7 @@ def describe(cert):
 
 
 def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 def render_diff(decisions):

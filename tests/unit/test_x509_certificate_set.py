@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """Unit tests for idcloud.platform.x509_certificate_set, on CAs and files in a temp dir.
@@ -17,18 +16,17 @@ import sys
 import textwrap
 
 import pytest
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.testing import patch_module_args
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.idcloud.platform.plugins.module_utils import x509_certificate_set as xs
 from ansible_collections.idcloud.platform.plugins.modules import x509_certificate_set as xs_module
 
-NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=datetime.UTC)
 
 APISERVER = dict(name='apiserver-cp1', cn='kube-apiserver', o=[],
                  sans=['DNS:kubernetes', 'DNS:localhost', 'IP:127.0.0.1', 'IP:10.96.0.1', 'IP:fd00::1'],
@@ -474,7 +472,7 @@ def test_certificates_issued_by_community_crypto_are_kept(tmp_path, run_ansible)
     cas = {'cluster': {'cert': str(pki / 'ca.crt'), 'key': str(pki / 'ca.key')},
            'front_proxy': {'cert': str(pki / 'front-proxy-ca.crt'), 'key': str(pki / 'front-proxy-ca.key')}}
     before = snapshot(pki)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     result = run(pki, cas, issue, diff=True, now=now)
     assert {name: c['action'] for name, c in result['certificates'].items()} == \
         {c['name']: 'keep' for c in issue}, result['diff']['after']
