@@ -256,7 +256,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible.template import trust_as_template
 from ansible.utils.vars import combine_vars
 
-from ansible_collections.idcloud.platform.plugins.module_utils.idc import (
+from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import (
     ALL_VAR_NAMES,
     HOST_VAR_NAMES,
     IdcValidationError,

@@ -183,7 +183,7 @@ ok:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.idcloud.platform.plugins.module_utils.bird_status import DEFAULT_SOCKET, inspect_bird
+from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_bgp_status import DEFAULT_SOCKET, inspect_bird
 
 
 def argument_spec():

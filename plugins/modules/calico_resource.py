@@ -205,7 +205,7 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.idcloud.platform.plugins.module_utils.calico_crd import (
+from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_resource import (
     KIND_PLURALS,
     CalicoResourceError,
     KubeApiError,

@@ -187,12 +187,12 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import (
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import (
     EtcdError,
     client_from_params,
     etcd_connection_argument_spec,
 )
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_member_runner import EtcdMemberError, run_member
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.etcd_member import EtcdMemberError, run_member
 
 
 def main():

@@ -199,12 +199,12 @@ cmd:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import (
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import (
     EtcdError,
     client_from_params,
     etcd_connection_argument_spec,
 )
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_snapshot_file import (
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.etcd_snapshot import (
     SnapshotError,
     run_restored,
     run_saved,

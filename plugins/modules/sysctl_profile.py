@@ -159,7 +159,7 @@ unsupported_reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.idcloud.platform.plugins.module_utils.sysctl_profile import (
+from ansible_collections.idcloud.platform.plugins.module_utils.node.sysctl_profile import (
     ARGUMENT_SPEC,
     SysctlProfileRunner,
 )

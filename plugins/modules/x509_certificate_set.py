@@ -202,7 +202,7 @@ modes_fixed:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.idcloud.platform.plugins.module_utils.x509_certificate_set import (
+from ansible_collections.idcloud.platform.plugins.module_utils.pki.x509_certificate_set import (
     ARGUMENT_SPEC,
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,

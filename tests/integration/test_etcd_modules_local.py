@@ -31,7 +31,7 @@ _COLLECTIONS = REPO / 'collections'
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import EtcdClient, EtcdConnectionError  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import EtcdClient, EtcdConnectionError  # noqa: E402
 
 HOST = '127.0.0.1'
 

@@ -25,7 +25,7 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
-from ansible_collections.idcloud.platform.plugins.module_utils import bird_status as bs  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.calico import calico_bgp_status as bs  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.modules import calico_bgp_status as module  # noqa: E402
 
 GREETING = '0001 BIRD v0.3.3+birdv1.6.8 ready.\n'

@@ -14,14 +14,14 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.idcloud.platform.plugins.filter import calico_plan as filters
-from ansible_collections.idcloud.platform.plugins.module_utils.calico_plan import (
+from ansible_collections.idcloud.platform.plugins.filter import calico_network_plan as filters
+from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_network_plan import (
     CalicoPlanError,
     plan_network,
     render_tor_frr,
     tor_frr_configs,
 )
-from ansible_collections.idcloud.platform.plugins.module_utils.idc import inventory_layout, parse_description
+from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import inventory_layout, parse_description
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "inventories" / "lab" / "idc.yml"

@@ -21,7 +21,7 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
-from ansible_collections.idcloud.platform.plugins.module_utils import calico_crd as cc  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.calico import calico_resource as cc  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.modules import calico_resource as module  # noqa: E402
 
 MANAGED = {'app.kubernetes.io/managed-by': 'idcloud.platform'}

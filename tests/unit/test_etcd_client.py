@@ -19,7 +19,7 @@ _COLLECTIONS = Path(__file__).resolve().parents[2] / 'collections'
 if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(_COLLECTIONS))
 
-from ansible_collections.idcloud.platform.plugins.module_utils import etcd_client as ec  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd import client as ec  # noqa: E402
 
 EP1 = 'https://127.0.0.1:2379'
 EP2 = 'https://127.0.0.2:2379'

@@ -16,8 +16,8 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
-from ansible_collections.idcloud.platform.plugins.module_utils import etcd_member_runner as r  # noqa: E402
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import EtcdError  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd import etcd_member as r  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import EtcdError  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.modules import etcd_member as etcd_member_module  # noqa: E402
 
 

@@ -21,7 +21,7 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
-from ansible_collections.idcloud.platform.plugins.module_utils import etcd_snapshot_file as sf  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd import etcd_snapshot as sf  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.modules import etcd_snapshot as etcd_snapshot_module  # noqa: E402
 
 NOW = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.idcloud.platform.plugins.module_utils import idc
-from ansible_collections.idcloud.platform.plugins.module_utils.idc import (
+from ansible_collections.idcloud.platform.plugins.module_utils.idc import idc
+from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import (
     IdcValidationError,
     inventory_layout,
     parse_description,

@@ -20,7 +20,7 @@ if _COLLECTIONS.is_dir() and str(_COLLECTIONS) not in sys.path:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
-from ansible_collections.idcloud.platform.plugins.module_utils import sysctl_profile as sp  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.node import sysctl_profile as sp  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.modules import sysctl_profile as sp_module  # noqa: E402
 
 # What a fresh Debian kernel shows, including the tab the kernel prints in multi-value keys.

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from ansible_collections.idcloud.platform.plugins.module_utils import x509_certificate_set as xs
+from ansible_collections.idcloud.platform.plugins.module_utils.pki import x509_certificate_set as xs
 from ansible_collections.idcloud.platform.plugins.modules import x509_certificate_set as xs_module
 
 NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=datetime.UTC)

@@ -7,7 +7,7 @@ run_member() reads the live state through an EtcdClient, plans, and only
 outside check mode calls the one write the plan asks for.
 """
 
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd_client import EtcdError
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import EtcdError
 
 STATES = ('present', 'absent', 'promoted', 'list')
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.idcloud.platform.plugins.module_utils.calico_plan import (
+from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_network_plan import (
     DEFAULT_BLOCK_SIZE,
     CalicoPlanError,
     plan_network,
