@@ -183,23 +183,15 @@ ok:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_bgp_status import DEFAULT_SOCKET, inspect_bird
-
-
-def argument_spec():
-    return dict(
-        socket=dict(type='path', default=DEFAULT_SOCKET),
-        expected_peers=dict(type='list', elements='dict', default=[], options=dict(
-            address=dict(type='str', required=True),
-            **{'as': dict(type='int', required=True)}
-        )),
-        fail_on_problem=dict(type='bool', default=False),
-        timeout=dict(type='int', default=5),
-    )
+from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_bgp_status import (
+    ARGUMENT_CONSTRAINTS,
+    ARGUMENT_SPEC,
+    inspect_bird,
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **ARGUMENT_CONSTRAINTS)
     p = module.params
     result = inspect_bird(p['socket'], p['expected_peers'], timeout=p['timeout'])
     if p['fail_on_problem'] and result['problems']:

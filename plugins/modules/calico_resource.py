@@ -206,44 +206,17 @@ error:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_resource import (
-    KIND_PLURALS,
+    ARGUMENT_CONSTRAINTS,
+    ARGUMENT_SPEC,
     CalicoResourceError,
     KubeApiError,
     api_from_params,
-    kube_argument_spec,
     run_calico_resource,
 )
 
 
-def argument_spec():
-    spec = kube_argument_spec()
-    spec.update(
-        kind=dict(type='str', required=True, choices=sorted(KIND_PLURALS)),
-        resources=dict(type='list', elements='dict', options=dict(
-            name=dict(type='str', required=True),
-            spec=dict(type='dict'),
-            labels=dict(type='dict'),
-            annotations=dict(type='dict'),
-        )),
-        name=dict(type='str'),
-        spec=dict(type='dict'),
-        labels=dict(type='dict', default={}),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
-        prune=dict(type='bool', default=False),
-        prune_label=dict(type='str'),
-    )
-    return spec
-
-
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        mutually_exclusive=[('resources', 'name'), ('resources', 'spec')],
-        required_one_of=[('resources', 'name')],
-        required_if=[('prune', True, ['prune_label'])],
-        required_by={'spec': 'name'},
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **ARGUMENT_CONSTRAINTS)
     try:
         api = api_from_params(module.params)
         result = run_calico_resource(api, module.params, check_mode=module.check_mode, diff=module._diff)

@@ -187,28 +187,17 @@ error:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import (
-    EtcdError,
-    client_from_params,
-    etcd_connection_argument_spec,
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import EtcdError, client_from_params
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.etcd_member import (
+    ARGUMENT_CONSTRAINTS,
+    ARGUMENT_SPEC,
+    EtcdMemberError,
+    run_member,
 )
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd.etcd_member import EtcdMemberError, run_member
 
 
 def main():
-    argument_spec = etcd_connection_argument_spec()
-    argument_spec.update(
-        name=dict(type='str'),
-        peer_urls=dict(type='list', elements='str', default=[]),
-        state=dict(type='str', default='present', choices=['present', 'absent', 'promoted', 'list']),
-        learner=dict(type='bool', default=True),
-        check_health=dict(type='bool', default=False),
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        required_together=[('cert_file', 'key_file')],
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **ARGUMENT_CONSTRAINTS)
     p = module.params
     client = client_from_params(p)
     try:

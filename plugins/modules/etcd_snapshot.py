@@ -199,12 +199,10 @@ cmd:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import (
-    EtcdError,
-    client_from_params,
-    etcd_connection_argument_spec,
-)
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import EtcdError, client_from_params
 from ansible_collections.idcloud.platform.plugins.module_utils.etcd.etcd_snapshot import (
+    ARGUMENT_CONSTRAINTS,
+    ARGUMENT_SPEC,
     SnapshotError,
     run_restored,
     run_saved,
@@ -213,36 +211,7 @@ from ansible_collections.idcloud.platform.plugins.module_utils.etcd.etcd_snapsho
 
 
 def main():
-    argument_spec = etcd_connection_argument_spec()
-    argument_spec.update(
-        state=dict(type='str', default='saved', choices=['saved', 'verified', 'restored']),
-        path=dict(type='path'),
-        dest_dir=dict(type='path'),
-        name_prefix=dict(type='str', default='etcd-snapshot'),
-        etcdutl_path=dict(type='path', default='/usr/local/bin/etcdutl'),
-        data_dir=dict(type='path'),
-        member_name=dict(type='str'),
-        initial_cluster=dict(type='str'),
-        initial_advertise_peer_urls=dict(type='list', elements='str'),
-        initial_cluster_token=dict(type='str'),
-        owner=dict(type='str'),
-        group=dict(type='str'),
-        force=dict(type='bool', default=False),
-        skip_hash_check=dict(type='bool', default=False),
-        bump_revision=dict(type='int', default=0),
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        mutually_exclusive=[('path', 'dest_dir')],
-        required_together=[('cert_file', 'key_file')],
-        required_if=[
-            ('state', 'saved', ('path', 'dest_dir'), True),
-            ('state', 'verified', ('path',)),
-            ('state', 'restored', ('path', 'data_dir', 'member_name', 'initial_cluster',
-                                   'initial_advertise_peer_urls')),
-        ],
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **ARGUMENT_CONSTRAINTS)
     p = module.params
     try:
         if p['state'] == 'saved':

@@ -160,13 +160,14 @@ unsupported_reasons:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.idcloud.platform.plugins.module_utils.node.sysctl_profile import (
+    ARGUMENT_CONSTRAINTS,
     ARGUMENT_SPEC,
     SysctlProfileRunner,
 )
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **ARGUMENT_CONSTRAINTS)
     module.exit_json(**SysctlProfileRunner(module).run())
 
 

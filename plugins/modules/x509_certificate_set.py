@@ -203,6 +203,7 @@ modes_fixed:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.idcloud.platform.plugins.module_utils.pki.x509_certificate_set import (
+    ARGUMENT_CONSTRAINTS,
     ARGUMENT_SPEC,
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
@@ -211,7 +212,7 @@ from ansible_collections.idcloud.platform.plugins.module_utils.pki.x509_certific
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **ARGUMENT_CONSTRAINTS)
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib('cryptography'), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     module.exit_json(**CertificateSetRunner(module).run())

@@ -487,7 +487,7 @@ def test_documentation_matches_argument_spec():
     from ansible_collections.idcloud.platform.plugins.doc_fragments import kube_client
     doc = _doc_options(module.DOCUMENTATION)
     doc.update(_doc_options(kube_client.ModuleDocFragment.DOCUMENTATION))
-    _compare(doc, module.argument_spec(), 'calico_resource')
+    _compare(doc, module.ARGUMENT_SPEC, 'calico_resource')
     yaml.safe_load(module.EXAMPLES)
     yaml.safe_load(module.RETURN)
 

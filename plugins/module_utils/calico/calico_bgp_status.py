@@ -19,6 +19,18 @@ import socket
 DEFAULT_SOCKET = '/var/run/calico/bird.ctl'
 DOWN_PREFIX = 'calico-node or BIRD is down on this node: '
 
+# the module's options (DOCUMENTATION in plugins/modules/calico_bgp_status.py)
+ARGUMENT_SPEC = dict(
+    socket=dict(type='path', default=DEFAULT_SOCKET),
+    expected_peers=dict(type='list', elements='dict', default=[], options=dict(
+        address=dict(type='str', required=True),
+        **{'as': dict(type='int', required=True)}
+    )),
+    fail_on_problem=dict(type='bool', default=False),
+    timeout=dict(type='int', default=5),
+)
+ARGUMENT_CONSTRAINTS = dict(supports_check_mode=True)
+
 _LINE_RE = re.compile(r'^(\d{4})([ -])(.*)$')
 _DATE_RE = re.compile(r'^\d{4}-\d{2}-\d{2}$')
 _TIME_RE = re.compile(r'^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$')

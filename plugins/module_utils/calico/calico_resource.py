@@ -80,6 +80,32 @@ def kube_argument_spec():
     )
 
 
+# the module's options (DOCUMENTATION in plugins/modules/calico_resource.py)
+ARGUMENT_SPEC = dict(
+    kube_argument_spec(),
+    kind=dict(type='str', required=True, choices=sorted(KIND_PLURALS)),
+    resources=dict(type='list', elements='dict', options=dict(
+        name=dict(type='str', required=True),
+        spec=dict(type='dict'),
+        labels=dict(type='dict'),
+        annotations=dict(type='dict'),
+    )),
+    name=dict(type='str'),
+    spec=dict(type='dict'),
+    labels=dict(type='dict', default={}),
+    state=dict(type='str', default='present', choices=['present', 'absent']),
+    prune=dict(type='bool', default=False),
+    prune_label=dict(type='str'),
+)
+ARGUMENT_CONSTRAINTS = dict(
+    supports_check_mode=True,
+    mutually_exclusive=[('resources', 'name'), ('resources', 'spec')],
+    required_one_of=[('resources', 'name')],
+    required_if=[('prune', True, ['prune_label'])],
+    required_by={'spec': 'name'},
+)
+
+
 class CrdApi:
     """Cluster-scoped custom objects of crd.projectcalico.org/v1 through CustomObjectsApi."""
 

@@ -7,9 +7,23 @@ run_member() reads the live state through an EtcdClient, plans, and only
 outside check mode calls the one write the plan asks for.
 """
 
-from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import EtcdError
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import (
+    EtcdError,
+    etcd_connection_argument_spec,
+)
 
 STATES = ('present', 'absent', 'promoted', 'list')
+
+# the module's options (DOCUMENTATION in plugins/modules/etcd_member.py)
+ARGUMENT_SPEC = dict(
+    etcd_connection_argument_spec(),
+    name=dict(type='str'),
+    peer_urls=dict(type='list', elements='str', default=[]),
+    state=dict(type='str', default='present', choices=list(STATES)),
+    learner=dict(type='bool', default=True),
+    check_health=dict(type='bool', default=False),
+)
+ARGUMENT_CONSTRAINTS = dict(supports_check_mode=True, required_together=[('cert_file', 'key_file')])
 
 
 class EtcdMemberError(Exception):

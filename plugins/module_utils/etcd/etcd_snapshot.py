@@ -19,12 +19,45 @@ import shutil
 import struct
 import tempfile
 
+from ansible_collections.idcloud.platform.plugins.module_utils.etcd.client import etcd_connection_argument_spec
+
 SHA256_SIZE = 32
 BBOLT_MAGIC = 0xED0CDAED
 # bbolt page header (id u64, flags u16, count u16, overflow u32) precedes the meta magic.
 BBOLT_MAGIC_OFFSET = 16
 READ_CHUNK = 1024 * 1024
 LANG_C = {'LANG': 'C', 'LC_ALL': 'C', 'LC_MESSAGES': 'C'}
+
+# the module's options (DOCUMENTATION in plugins/modules/etcd_snapshot.py)
+ARGUMENT_SPEC = dict(
+    etcd_connection_argument_spec(),
+    state=dict(type='str', default='saved', choices=['saved', 'verified', 'restored']),
+    path=dict(type='path'),
+    dest_dir=dict(type='path'),
+    name_prefix=dict(type='str', default='etcd-snapshot'),
+    etcdutl_path=dict(type='path', default='/usr/local/bin/etcdutl'),
+    data_dir=dict(type='path'),
+    member_name=dict(type='str'),
+    initial_cluster=dict(type='str'),
+    initial_advertise_peer_urls=dict(type='list', elements='str'),
+    initial_cluster_token=dict(type='str'),
+    owner=dict(type='str'),
+    group=dict(type='str'),
+    force=dict(type='bool', default=False),
+    skip_hash_check=dict(type='bool', default=False),
+    bump_revision=dict(type='int', default=0),
+)
+ARGUMENT_CONSTRAINTS = dict(
+    supports_check_mode=True,
+    mutually_exclusive=[('path', 'dest_dir')],
+    required_together=[('cert_file', 'key_file')],
+    required_if=[
+        ('state', 'saved', ('path', 'dest_dir'), True),
+        ('state', 'verified', ('path',)),
+        ('state', 'restored', ('path', 'data_dir', 'member_name', 'initial_cluster',
+                               'initial_advertise_peer_urls')),
+    ],
+)
 
 
 class SnapshotError(Exception):

@@ -30,6 +30,7 @@ ARGUMENT_SPEC = dict(
     unsupported=dict(type='str', default='warn', choices=['warn', 'fail']),
     raise_only=dict(type='list', elements='str', default=[]),
 )
+ARGUMENT_CONSTRAINTS = dict(supports_check_mode=True)
 
 ABSENT = 'absent from the running kernel (module not loaded, or not in this network namespace)'
 READ_ONLY = 'read-only here (a global key in a container or network namespace, or a read-only /proc/sys)'

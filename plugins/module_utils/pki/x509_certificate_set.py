@@ -49,6 +49,7 @@ ARGUMENT_SPEC = dict(
     validity_days=dict(type='int', default=365),
     renew_before_days=dict(type='int', default=30),
 )
+ARGUMENT_CONSTRAINTS = dict(supports_check_mode=True)
 
 KEEP = 'keep'
 ISSUE = 'issue'
