@@ -13,8 +13,8 @@ import pytest
 from lab_helpers import ENV, REPO, egress_log, kmsg_mark, lab, log_fields, podman_exec, write_inventory
 
 sys.path.insert(0, os.path.join(REPO, "collections"))
-from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_network_plan import tor_frr_configs  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import parse_description  # noqa: E402
+from ansible_collections.idcloud.platform.plugins.module_utils.tor.tor_frr_config import tor_frr_configs  # noqa: E402
 
 LAB = "it-lab"
 DESC = {

@@ -15,13 +15,13 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.idcloud.platform.plugins.filter import calico_network_plan as filters
+from ansible_collections.idcloud.platform.plugins.filter import tor_frr_config as tor_filters
 from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_network_plan import (
     CalicoPlanError,
     plan_network,
-    render_tor_frr,
-    tor_frr_configs,
 )
 from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import inventory_layout, parse_description
+from ansible_collections.idcloud.platform.plugins.module_utils.tor.tor_frr_config import render_tor_frr, tor_frr_configs
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / "inventories" / "lab" / "idc.yml"
@@ -301,7 +301,7 @@ def test_tor_filter_gives_the_bytes_tor_frr_configs_gives():
     data["rooms"][0]["racks"][0]["hosts"][3]["vars"] = {"ansible_host": "192.168.50.31"}
     desc = parse_description(data)
     all_vars = inventory_layout(desc)["all_vars"]
-    configs = filters.FilterModule().filters()["tor_frr_config"](
+    configs = tor_filters.FilterModule().filters()["tor_frr_config"](
         hostvars_of(desc), all_vars["idc_pod_cidr"], all_vars["idc_node_as"], block_size=all_vars["idc_pod_block_size"],
         fixed_ip_cidr=all_vars["idc_fixed_ip_cidr"], service_cidr=all_vars["idc_service_cidr"],
         advertise_service_cidr=all_vars["idc_advertise_service_cidr"])

@@ -2,10 +2,10 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.idcloud.platform.plugins.filter.node_reservation import (
+from ansible_collections.idcloud.platform.plugins.filter.node_reservation import node_reservation
+from ansible_collections.idcloud.platform.plugins.module_utils.node.node_reservation import (
     gke_cpu_millicores,
     gke_memory_mib,
-    node_reservation,
 )
 
 

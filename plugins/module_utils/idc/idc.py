@@ -21,6 +21,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.idcloud.platform.plugins.module_utils.common.errors import ValidationError
+from ansible_collections.idcloud.platform.plugins.module_utils.common.fields import (
+    DEFAULT_BLOCK_SIZE,
+    FieldReader,
+    block_count,
+    pod_pools,
+    shown,
+    type_name,
+)
+
 __all__ = [
     "ALL_VAR_NAMES",
     "DEFAULT_APISERVER_PORT",
@@ -37,6 +47,7 @@ __all__ = [
     "Rack",
     "Room",
     "group_name",
+    "hosts_from_hostvars",
     "inventory_layout",
     "parse_description",
 ]
@@ -66,10 +77,8 @@ PARENT_GROUPS: dict[str, tuple[str, ...]] = {
 DEFAULT_DOMAIN = "cluster.local"
 # the port clients reach the apiservers on (the VIP's HAProxy frontend, or an apiserver itself)
 DEFAULT_APISERVER_PORT = 6443
-AS_MIN, AS_MAX = 1, 4294967295
-# Calico IPAM hands each node /27 blocks of the pod CIDR by default; the ToRs see one route per block
-DEFAULT_POD_BLOCK_SIZE = 27
-POD_BLOCK_SIZE_MIN, POD_BLOCK_SIZE_MAX = 20, 32
+# Calico IPAM's block size (common/fields.py), under the name of the description's field
+DEFAULT_POD_BLOCK_SIZE = DEFAULT_BLOCK_SIZE
 
 # top-level keys that belong to the inventory plugin (constructed options), not to the data centre
 PLUGIN_KEYS: frozenset[str] = frozenset(
@@ -108,18 +117,10 @@ _LOCATION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _GROUP_UNSAFE_RE = re.compile(r"[^a-z0-9_]")
 
 
-class IdcValidationError(ValueError):
+class IdcValidationError(ValidationError):
     """The description is invalid; ``errors`` holds one message per problem found."""
 
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = list(errors)
-        # the list itself as the argument, so the exception survives pickling between processes
-        super().__init__(self.errors)
-
-    def __str__(self) -> str:
-        count = len(self.errors)
-        head = f"the IDC description has {count} error{'' if count == 1 else 's'}:"
-        return "\n".join([head] + [f"  - {error}" for error in self.errors])
+    subject = "the IDC description"
 
 
 @dataclass
@@ -145,7 +146,8 @@ class Host:
 class Rack:
     name: str
     room: str
-    subnet: str
+    # the rack's network, parsed once (subnet is its string form)
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
     gateway: str
     tor_name: str
     tor_as: int
@@ -155,8 +157,8 @@ class Rack:
     tor_uplink: dict[str, Any] | None = None
 
     @property
-    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-        return ipaddress.ip_network(self.subnet)
+    def subnet(self) -> str | None:
+        return _cidr(self.network)
 
     @property
     def group(self) -> str:
@@ -176,8 +178,9 @@ class Room:
 @dataclass
 class IdcDescription:
     cluster_name: str
-    pod_cidr: str
-    service_cidr: str
+    # networks parsed once; pod_cidr, service_cidr and fixed_ip_cidr are their string forms
+    pod_network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    service_network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
     node_as: int
     domain: str
     vars: dict[str, Any]
@@ -189,8 +192,20 @@ class IdcDescription:
     # Calico IPAM: the prefix length of the blocks nodes take from pod_cidr (one route each at the ToR)
     pod_block_size: int = DEFAULT_POD_BLOCK_SIZE
     # the part of pod_cidr kept for pods that ask for a fixed address (each announced as a /32)
-    fixed_ip_cidr: str | None = None
+    fixed_ip_network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
     advertise_service_cidr: bool = False
+
+    @property
+    def pod_cidr(self) -> str | None:
+        return _cidr(self.pod_network)
+
+    @property
+    def service_cidr(self) -> str | None:
+        return _cidr(self.service_network)
+
+    @property
+    def fixed_ip_cidr(self) -> str | None:
+        return _cidr(self.fixed_ip_network)
 
     @property
     def apiserver_url(self) -> str:
@@ -239,6 +254,11 @@ class IdcDescription:
         raise KeyError(f"no rack named {name!r} in the IDC description")
 
 
+def _cidr(network) -> str | None:
+    # the string templates, host vars and filters get: "10.244.0.0/16", or None when unset
+    return str(network) if network is not None else None
+
+
 def group_name(prefix: str, name: str) -> str:
     """Inventory group for a room or rack: ``room_<name>`` / ``rack_<name>``, normalised."""
     return f"{prefix}_{_GROUP_UNSAFE_RE.sub('_', name.lower())}"
@@ -252,8 +272,7 @@ def parse_description(data: Any) -> IdcDescription:
     """
     checker = _Checker()
     description = checker.description(data)
-    if checker.errors:
-        raise IdcValidationError(checker.errors)
+    checker.raise_if_any()
     return description
 
 
@@ -317,26 +336,35 @@ def _host_vars(desc: IdcDescription, rack: Rack, host: Host) -> dict[str, Any]:
     return hostvars
 
 
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
+def hosts_from_hostvars(hosts: Any) -> list[dict[str, Any]]:
+    """Hosts as the BGP filters take them, from hostvars (read back through the idc_* variables) or plain dicts.
+
+    hosts: e.g. ``groups['kube_node'] | map('extract', hostvars)``, or [{name, address, rack,
+    tor_as, tor_peer, ...}] as documented. Raises ValueError naming the fix on anything else.
+    """
+    if isinstance(hosts, Mapping) or not hasattr(hosts, "__iter__"):
+        raise ValueError("expected a list of hosts; fix: pass e.g. groups['kube_node'] | map('extract', hostvars)")
+    return [_host_from_vars(item, index) for index, item in enumerate(hosts)]
 
 
-def _shown(value: Any) -> str:
-    # repr keeps quotes on strings so '16' and 16 read differently in a type error
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+def _host_from_vars(item: Any, index: int) -> dict[str, Any]:
+    if not isinstance(item, Mapping):
+        raise ValueError(f"host {index}: expected a mapping (a host's vars), got {type(item).__name__}; "
+                         "fix: pass e.g. groups['kube_node'] | map('extract', hostvars)")
+    if "idc_rack" not in item:
+        # plain dicts as documented; copy so the caller's data stays as it was
+        return dict(item)
+    return {
+        "name": item.get("inventory_hostname"),
+        # the rack address: ansible_host may point at a management network
+        "address": item.get("idc_address") or item.get("ansible_host"),
+        "rack": item.get("idc_rack"),
+        "tor_name": item.get("idc_tor_name"),
+        "tor_as": item.get("idc_tor_as"),
+        "tor_peer": item.get("idc_tor_peer"),
+        "tor_uplink": item.get("idc_tor_uplink"),
+        "node": "kube_node" in (item.get("group_names") or []),
+    }
 
 
 def _name_of(item: Any) -> str | None:
@@ -355,109 +383,35 @@ def _item_path(parent: str, key: str, items: list, index: int) -> str:
     return f"{parent}.{key}[{name}]" if parent else f"{key}[{name}]"
 
 
-class _Checker:
+class _Checker(FieldReader):
     """Walks a description, collecting every error instead of stopping at the first."""
 
+    error_class = IdcValidationError
+
     def __init__(self) -> None:
-        self.errors: list[str] = []
+        super().__init__(typed_values=True)
         # where each parsed room/rack/host came from, so cross checks can point at it
         self.paths: dict[int, str] = {}
         # a mistyped role leaves a member uncounted; a quorum error on top would only mislead
         self.role_errors = False
 
-    def fail(self, path: str, problem: str, fix: str) -> None:
-        self.errors.append(f"{path}: {problem}; fix: {fix}")
-
-    # -- generic field readers: each returns the checked value, or None after recording an error
-
-    def unknown_keys(self, data: Mapping, known: tuple[str, ...], path: str, also: frozenset = frozenset()) -> None:
-        for key in data:
-            if key in known or key in also:
-                continue
-            where = f"{path}.{key}" if path else str(key)
-            close = difflib.get_close_matches(str(key), list(known) + sorted(also), n=1, cutoff=0.6)
-            fix = f"did you mean {close[0]}?" if close else f"remove it; known keys here: {', '.join(known)}"
-            self.fail(where, f"unknown key {_shown(key)}", fix)
-
-    def take(self, data: Mapping, key: str, path: str, reader, example: str, required: bool = True):
-        where = f"{path}.{key}" if path else key
-        value = data.get(key)
-        if value is None:
-            if required:
-                self.fail(where, "missing", f"add it, e.g. {key}: {example}")
-            return None
-        return reader(value, where, example)
-
-    def mapping(self, value: Any, path: str, example: str) -> Mapping | None:
-        if isinstance(value, Mapping):
-            return value
-        self.fail(path, f"expected a mapping, got {_type_name(value)} {_shown(value)}", f"write it as a mapping, e.g. {example}")
-        return None
-
-    def seq(self, value: Any, path: str, example: str) -> list | None:
-        if isinstance(value, list):
-            return value
-        self.fail(path, f"expected a list, got {_type_name(value)} {_shown(value)}", f"write it as a YAML list, e.g. {example}")
-        return None
-
-    def text(self, value: Any, path: str, example: str) -> str | None:
-        if isinstance(value, str) and value:
-            return value
-        self.fail(path, f"expected a non-empty string, got {_type_name(value)} {_shown(value)}", f"use a string, e.g. {example}")
-        return None
+    # -- readers of the description's own fields (the generic ones are FieldReader's)
 
     def location_name(self, value: Any, path: str, example: str) -> str | None:
         name = self.text(value, path, example)
         if name is not None and not _LOCATION_NAME_RE.match(name):
-            self.fail(path, f"{_shown(name)} is not a valid name", "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+            self.fail(path, f"{shown(name)} is not a valid name", "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
             return None
         return name
 
     def hostname(self, value: Any, path: str, example: str) -> str | None:
         name = self.text(value, path, example)
         if name is not None and (len(name) > 253 or not _HOSTNAME_RE.match(name)):
-            self.fail(path, f"{_shown(name)} is not a valid hostname",
+            self.fail(path, f"{shown(name)} is not a valid hostname",
                       "use lowercase DNS labels (a-z, 0-9, '-', each 1-63 characters, not starting or ending with '-'), "
                       "separated by dots; Kubernetes uses it as the node name")
             return None
         return name
-
-    def as_number(self, value: Any, path: str, example: str) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(path, f"expected an AS number (integer), got {_type_name(value)} {_shown(value)}",
-                      f"write a plain integer without quotes, e.g. {example}")
-            return None
-        if not AS_MIN <= value <= AS_MAX:
-            self.fail(path, f"AS {value} is out of range {AS_MIN}..{AS_MAX}",
-                      "use your assigned AS or a private one: 64512..65534 or 4200000000..4294967294")
-            return None
-        return value
-
-    def network(self, value: Any, path: str, example: str):
-        if not isinstance(value, str) or "/" not in value:
-            self.fail(path, f"expected a CIDR (address/prefix), got {_type_name(value)} {_shown(value)}", f"write it as e.g. {example}")
-            return None
-        try:
-            return ipaddress.ip_network(value, strict=True)
-        except ValueError:
-            pass
-        try:
-            loose = ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            self.fail(path, f"{_shown(value)} is not a valid CIDR", f"write it as e.g. {example}")
-            return None
-        self.fail(path, f"{value} has host bits set", f"use the network address: {loose}")
-        return None
-
-    def address(self, value: Any, path: str, example: str):
-        if not isinstance(value, str):
-            self.fail(path, f"expected an IP address, got {_type_name(value)} {_shown(value)}", f"write it as e.g. {example}")
-            return None
-        try:
-            return ipaddress.ip_address(value)
-        except ValueError:
-            self.fail(path, f"{_shown(value)} is not a valid IP address", f"write it as e.g. {example}")
-            return None
 
     def variables(self, value: Any, path: str, example: str) -> dict[str, Any] | None:
         data = self.mapping(value, path, example)
@@ -467,7 +421,7 @@ class _Checker:
         for key in data:
             where = f"{path}.{key}"
             if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
-                self.fail(where, f"{_shown(key)} is not a valid variable name", "use letters, digits and '_', not starting with a digit")
+                self.fail(where, f"{shown(key)} is not a valid variable name", "use letters, digits and '_', not starting with a digit")
                 good = False
             elif key in _RESERVED_VARS:
                 self.fail(where, f"{key} is computed from the description and cannot be set in vars",
@@ -479,7 +433,7 @@ class _Checker:
 
     def description(self, data: Any) -> IdcDescription:
         if not isinstance(data, Mapping):
-            self.fail("(top level)", f"expected a mapping, got {_type_name(data)}",
+            self.fail("(top level)", f"expected a mapping, got {type_name(data)}",
                       "start the file with plugin: idcloud.platform.idc, cluster: and rooms:")
             return None  # type: ignore[return-value]
         self.unknown_keys(data, _TOP_KEYS, "", also=PLUGIN_KEYS)
@@ -501,10 +455,10 @@ class _Checker:
             if room is not None:
                 rooms.append(room)
         desc = IdcDescription(
-            cluster_name=name, pod_cidr=str(pod) if pod else None, service_cidr=str(service) if service else None,
+            cluster_name=name, pod_network=pod, service_network=service,
             node_as=node_as, domain=domain, vars=all_vars or {}, lab=dict(lab or {}), rooms=rooms,
             apiserver_vip=str(vip) if vip else None, apiserver_port=port,
-            pod_block_size=block_size, fixed_ip_cidr=str(fixed) if fixed else None, advertise_service_cidr=advertise,
+            pod_block_size=block_size, fixed_ip_network=fixed, advertise_service_cidr=advertise,
         )
         self.cross_checks(desc, pod, service, vip, cluster is not None and cluster.get("apiserver_vip") is not None)
         self.bgp_checks(desc, pod, service, fixed)
@@ -514,7 +468,7 @@ class _Checker:
         self.unknown_keys(data, _CLUSTER_KEYS, "cluster")
         name = self.take(data, "name", "cluster", self.text, "bj1-prod")
         if name is not None and not _CLUSTER_NAME_RE.match(name):
-            self.fail("cluster.name", f"{_shown(name)} is not a valid cluster name",
+            self.fail("cluster.name", f"{shown(name)} is not a valid cluster name",
                       "use 1-63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit")
             name = None
         pod = self.take(data, "pod_cidr", "cluster", self.network, "10.244.0.0/16")
@@ -522,7 +476,7 @@ class _Checker:
         node_as = self.take(data, "node_as", "cluster", self.as_number, "64512")
         domain = self.take(data, "domain", "cluster", self.text, DEFAULT_DOMAIN, required=False)
         if domain is not None and (len(domain) > 253 or not _HOSTNAME_RE.match(domain)):
-            self.fail("cluster.domain", f"{_shown(domain)} is not a valid DNS domain", f"use lowercase DNS labels, e.g. {DEFAULT_DOMAIN}")
+            self.fail("cluster.domain", f"{shown(domain)} is not a valid DNS domain", f"use lowercase DNS labels, e.g. {DEFAULT_DOMAIN}")
         vip = self.take(data, "apiserver_vip", "cluster", self.address, "10.10.1.10", required=False)
         if vip is not None and vip.version != 4:
             self.fail("cluster.apiserver_vip", f"{vip} is not an IPv4 address",
@@ -538,34 +492,8 @@ class _Checker:
         advertise = self.take(data, "advertise_service_cidr", "cluster", self.boolean, "true", required=False)
         if block_size is None:
             block_size = DEFAULT_POD_BLOCK_SIZE
-        if fixed is not None and pod is not None:
-            if fixed.version != pod.version or not fixed.subnet_of(pod):
-                self.fail("cluster.fixed_ip_cidr", f"{fixed} is outside cluster.pod_cidr {pod}",
-                          f"use a range inside {pod} (e.g. its last /24): Calico gives fixed pod addresses from the pod network")
-                fixed = None
-            elif fixed == pod:
-                self.fail("cluster.fixed_ip_cidr", f"{fixed} is all of cluster.pod_cidr",
-                          f"use a smaller part of {pod}, e.g. its last /24; the rest is cut into blocks for the nodes")
-                fixed = None
-            elif fixed.version == 4 and fixed.prefixlen > block_size:
-                # the rest of pod_cidr must split into whole blocks, or Calico refuses the pools
-                self.fail("cluster.fixed_ip_cidr", f"{fixed} is smaller than one /{block_size} block (pod_block_size)",
-                          f"use a /{block_size} or larger range aligned to it, e.g. {fixed.supernet(new_prefix=block_size)}")
-                fixed = None
+        fixed = self.fixed_ip_range(fixed, pod, block_size, "cluster.fixed_ip_cidr", "cluster.pod_cidr", "pod_block_size")
         return block_size, fixed, bool(advertise)
-
-    def block_size(self, value: Any, path: str, example: str) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int) or not POD_BLOCK_SIZE_MIN <= value <= POD_BLOCK_SIZE_MAX:
-            self.fail(path, f"expected a prefix length {POD_BLOCK_SIZE_MIN}..{POD_BLOCK_SIZE_MAX}, got {_type_name(value)} {_shown(value)}",
-                      f"write a plain integer without quotes, e.g. {example} (blocks of 32 addresses)")
-            return None
-        return value
-
-    def boolean(self, value: Any, path: str, example: str) -> bool | None:
-        if not isinstance(value, bool):
-            self.fail(path, f"expected a boolean, got {_type_name(value)} {_shown(value)}", f"write true or false without quotes, e.g. {example}")
-            return None
-        return value
 
     def room(self, data: Any, path: str) -> Room | None:
         data = self.mapping(data, path, "{name: room-a, racks: [...]}")
@@ -596,7 +524,7 @@ class _Checker:
             self.inside_subnet(f"{path}.gateway", gateway, subnet, name, "use an address inside the subnet, usually the first one")
         tor_name, tor_as, peer, uplink = self.tor(data, path, name, subnet, gateway)
         rack = Rack(
-            name=name, room=room, subnet=str(subnet) if subnet else None, gateway=str(gateway) if gateway else None,
+            name=name, room=room, network=subnet, gateway=str(gateway) if gateway else None,
             tor_name=tor_name, tor_as=tor_as, tor_peer=str(peer) if peer else None, tor_uplink=uplink,
         )
         self.paths[id(rack)] = path
@@ -655,24 +583,6 @@ class _Checker:
             return None
         return {"address": str(address), "peer": str(peer), "as": spine_as}
 
-    def interface(self, value: Any, path: str, example: str):
-        # an address with the prefix of its segment, as on a router interface
-        if not isinstance(value, str) or "/" not in value:
-            self.fail(path, f"expected an address with its prefix, got {_type_name(value)} {_shown(value)}",
-                      f"write it as e.g. {example}")
-            return None
-        try:
-            iface = ipaddress.ip_interface(value)
-        except ValueError:
-            self.fail(path, f"{_shown(value)} is not a valid address/prefix", f"write it as e.g. {example}")
-            return None
-        if iface.version == 4 and iface.network.prefixlen < 31 and iface.ip in (iface.network.network_address,
-                                                                                iface.network.broadcast_address):
-            kind = "network" if iface.ip == iface.network.network_address else "broadcast"
-            self.fail(path, f"{iface.ip} is the {kind} address of {iface.network}", f"use a host address in {iface.network}")
-            return None
-        return iface
-
     def inside_subnet(self, path: str, address, subnet, rack: str | None, fix: str) -> bool:
         if address.version != subnet.version or address not in subnet:
             self.fail(path, f"{address} is outside rack {rack}'s subnet {subnet}", f"{fix} ({subnet})")
@@ -730,7 +640,7 @@ class _Checker:
             if not isinstance(role, str) or role not in ROLE_GROUPS:
                 close = difflib.get_close_matches(str(role), KNOWN_ROLES, n=1)
                 hint = f"did you mean {close[0]}? " if close else ""
-                self.fail(path, f"unknown role {_shown(role)}", f"{hint}known roles: {', '.join(KNOWN_ROLES)}")
+                self.fail(path, f"unknown role {shown(role)}", f"{hint}known roles: {', '.join(KNOWN_ROLES)}")
             elif role in good:
                 self.fail(path, f"role {role} is listed twice", "list each role once")
             else:
@@ -750,16 +660,9 @@ class _Checker:
         memory = self.take(size, "memory_gib", size_path, self.positive_number, "64")
         return cpu, memory
 
-    def port(self, value: Any, path: str, example: str) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            self.fail(path, f"expected a TCP port (1..65535), got {_type_name(value)} {_shown(value)}",
-                      f"write a plain integer without quotes, e.g. {example}")
-            return None
-        return value
-
     def positive_int(self, value: Any, path: str, example: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            self.fail(path, f"expected a positive integer, got {_type_name(value)} {_shown(value)}",
+            self.fail(path, f"expected a positive integer, got {type_name(value)} {shown(value)}",
                       f"write the number of logical CPUs without quotes, e.g. {example}")
             return None
         return value
@@ -767,7 +670,7 @@ class _Checker:
     def positive_number(self, value: Any, path: str, example: str) -> int | float | None:
         good_type = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not good_type or not math.isfinite(value) or value <= 0:
-            self.fail(path, f"expected a positive number, got {_type_name(value)} {_shown(value)}",
+            self.fail(path, f"expected a positive number, got {type_name(value)} {shown(value)}",
                       f"write the memory in GiB without quotes, e.g. {example}")
             return None
         return value
@@ -964,8 +867,7 @@ class _Checker:
     def pod_capacity(self, desc: IdcDescription, pod, fixed) -> None:
         workers = [host for host in desc.iter_hosts() if "worker" in host.roles]
         size = desc.pod_block_size
-        pools = list(pod.address_exclude(fixed)) if fixed is not None else [pod]
-        blocks = sum(2 ** (size - net.prefixlen) for net in pools if net.prefixlen <= size)
+        blocks = block_count(pod_pools(pod, fixed), size)
         if len(workers) <= blocks:
             return
         minus = f" minus fixed_ip_cidr {fixed}" if fixed is not None else ""
