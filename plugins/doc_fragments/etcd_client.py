@@ -4,7 +4,7 @@
 
 class ModuleDocFragment:
 
-    # Connection options shared by the etcd modules (see module_utils/etcd_client.py).
+    # Connection options shared by the etcd modules (see module_utils/etcd/client.py).
     DOCUMENTATION = r'''
 options:
   endpoints:

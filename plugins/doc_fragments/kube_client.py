@@ -4,7 +4,7 @@
 
 class ModuleDocFragment:
 
-    # Kubernetes API connection options (see module_utils/calico_crd.py kube_argument_spec).
+    # Kubernetes API connection options (see module_utils/calico/calico_resource.py kube_argument_spec).
     DOCUMENTATION = r'''
 options:
   kubeconfig:

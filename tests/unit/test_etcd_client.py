@@ -1,6 +1,6 @@
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-"""Unit tests for module_utils/etcd_client.py with a fake transport (JSON shapes as etcd 3.6.16 sends them)."""
+"""Unit tests for module_utils/etcd/client.py with a fake transport (JSON shapes as etcd 3.6.16 sends them)."""
 
 from __future__ import annotations
 

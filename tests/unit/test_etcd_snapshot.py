@@ -1,6 +1,6 @@
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-"""Unit tests for module_utils/etcd_snapshot_file.py: trailer checks, etcdutl argv, restore planning."""
+"""Unit tests for module_utils/etcd/etcd_snapshot.py: trailer checks, etcdutl argv, restore planning."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-"""The IDC description model and its validation (plugins/module_utils/idc.py)."""
+"""The IDC description model and its validation (plugins/module_utils/idc/idc.py)."""
 
 from __future__ import annotations
 
