@@ -26,6 +26,7 @@ LAB_NETS = {
     "it-lab": 214,    # test_lab.py
     "it-ca": 215,     # test_etcd_provided_ca.py
     "it-reg": 216,    # test_lab_registry.py
+    "it-restart": 217,  # test_restart_interrupted.py
     "it-k8s": 219,    # the end-to-end cluster (e2e.py)
 }
 

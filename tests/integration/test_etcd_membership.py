@@ -99,7 +99,7 @@ def test_changed_flag_restarts_members_one_at_a_time_after_a_snapshot(inventory,
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert all(gap > 500_000 for gap in gaps), f"members restarted together: gaps {gaps} us"
     log = (tmp_path / "restart.log").read_text()
-    order = [line for line in log.splitlines() if line.startswith("RUNNING HANDLER [idcloud.platform.etcd : ")
+    order = [line for line in log.splitlines() if line.startswith("TASK [idcloud.platform.service_restart : ")
              and ("Snapshot the cluster before restarting" in line or "Restart etcd on" in line
                   or "Wait until healthy again" in line)]
     assert len(order) == 9, order
