@@ -46,7 +46,7 @@ def main(argv=None):
         else:
             return lab.status()
     except LabError as exc:
-        # the message names the problem and the fix; exit 1, as sys.exit(message) does
+        # the message names the problem and the fix; printed to stderr with exit code 1, as before
         print(exc, file=sys.stderr)
         return 1
     return 0

@@ -306,3 +306,14 @@ def test_cli_turns_a_lab_error_into_its_message_and_exit_code_1(tmp_path, capsys
         "lab.mirror.rack: 'r9' is not a rack of this description; fix: use one of r1, r2, r3\n")
     assert cli.main(["--idc", str(tmp_path / "missing.yml"), "down"]) == 1
     assert "fix: pass an IDC description with --idc" in capsys.readouterr().err
+
+
+def test_only_the_runner_runs_commands_and_only_description_imports_the_collection():
+    package = REPO / "lab" / "idclab"
+    for path in package.glob("*.py"):
+        source = path.read_text()
+        runs = any(f"import {m}" in source for m in ("subprocess", "socket", "urllib", "ssl"))
+        assert runs == (path.name == "runner.py"), f"{path.name}: commands and sockets belong in runner.py"
+        collection = "plugins.module_utils" in source
+        assert collection == (path.name == "description.py"), f"{path.name}: import the collection via description.py"
+        assert "sys.exit(" not in source, f"{path.name}: raise LabError; only cli.py ends the program"
