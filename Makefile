@@ -26,8 +26,8 @@ artifacts: bootstrap ## Build upstream binaries for the mirror (cached by versio
 	$(BIN)/python lab/artifacts/build $(ARTIFACTS)
 
 images: bootstrap ## Build the lab's host, ToR and mirror images, and the registry's images (cached)
-	./lab/image/build
-	$(BIN)/python lab/images/build
+	./lab/host-images/build
+	$(BIN)/python lab/registry-images/build
 
 lab-up: artifacts images ## Bring the lab IDC up
 	$(BIN)/python lab/lab --idc $(LAB_IDC) up

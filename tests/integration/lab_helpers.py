@@ -8,6 +8,12 @@ import sys
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "lab"))
+from idclab.common import cache_dir  # noqa: E402
+from idclab.plan import egress_log_prefix  # noqa: E402
+from idclab.runner import read_kmsg  # noqa: E402
+
+CACHE = cache_dir()  # ~/.cache/idcloud, or $IDCLOUD_CACHE
 BIN = os.path.join(REPO, ".venv", "bin")
 LAB = os.path.join(REPO, "lab", "lab")
 ENV = dict(os.environ,
@@ -104,40 +110,11 @@ def one_rack_description(lab_name, net, hosts, tor_as, registry=True):
     }
 
 
-# --- containment: what a lab's LOG rules wrote to the kernel log (lab/lab contain_egress) ---
-def egress_log_prefix(lab_name):
-    """The LOG prefix of lab `lab_name`'s dropped egress (the same as lab/lab's)."""
-    prefix = f"idcloud-egress {lab_name}: "
-    if len(prefix) <= 29:
-        return prefix
-    import hashlib
-    return f"idcloud-egress {lab_name[:5]}~{hashlib.sha256(lab_name.encode()).hexdigest()[:6]}: "
-
-
-def _kmsg():
-    """[(sequence number, message)] of the kernel log, from /dev/kmsg (reading consumes nothing)."""
-    records = []
-    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        while True:
-            try:
-                raw = os.read(fd, 8192)
-            except BlockingIOError:
-                break
-            except BrokenPipeError:  # records overwritten while reading: read on
-                continue
-            if not raw:
-                break
-            head, _, msg = raw.decode(errors="replace").partition(";")
-            records.append((int(head.split(",")[1]), msg.split("\n")[0]))
-    finally:
-        os.close(fd)
-    return records
-
-
+# --- containment: what a lab's LOG rules wrote to the kernel log (lab/idclab fabric.contain_egress);
+# egress_log_prefix and read_kmsg are the lab's own (imported above)
 def kmsg_mark():
     """The kernel log's newest sequence number: pass it as `since` to egress_log."""
-    records = _kmsg()
+    records = read_kmsg()
     return records[-1][0] if records else -1
 
 
@@ -145,7 +122,7 @@ def egress_log(lab_name, since=None):
     """The drops lab `lab_name` logged (newer than `since`, a kmsg_mark()), one line each:
     'idcloud-egress <lab>: IN=<bridge> OUT=<if> SRC=... DST=... PROTO=... DPT=...'."""
     prefix = egress_log_prefix(lab_name)
-    return [msg for seq, msg in _kmsg() if msg.startswith(prefix) and (since is None or seq > since)]
+    return [msg for seq, msg in read_kmsg() if msg.startswith(prefix) and (since is None or seq > since)]
 
 
 def log_fields(line):

@@ -133,7 +133,7 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         assert ctrs == sorted(f"{LAB}-{n}" for n in ["ha", "hb", "tor-a", "tor-b", "mirror", "spine"])
         assert nets == [f"{LAB}-a", f"{LAB}-b", f"{LAB}-spine"]
         # each host keeps containerd's data on its own labelled volume, and its cgroup
-        # paths resolve the way its systemd names them (lab/lab CGROUP_FIX)
+        # paths resolve the way its systemd names them (lab/idclab/files/idcloud-lab-cgroups)
         assert vols == [f"{LAB}-ha-containerd", f"{LAB}-hb-containerd"]
         mounts = podman("inspect", "-f", "{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}", f"{LAB}-ha").stdout
         assert f"{LAB}-ha-containerd:/var/lib/containerd" in mounts.split()

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 import yaml
 
-from lab_helpers import ENV, REPO, lab, lab_net, one_rack_description, podman_exec, write_inventory
+from lab_helpers import CACHE, ENV, REPO, lab, lab_net, one_rack_description, podman_exec, write_inventory
 
 LAB = "it-reg"
 HOST = "n1"
@@ -22,7 +22,7 @@ ADDRESS = f"10.{lab_net(LAB)}.1.11"  # the first host of one_rack_description
 CA = os.path.expanduser(f"~/.idcloud/{LAB}/pki/kubernetes/ca.crt")
 CERTS_D = "/etc/containerd/certs.d"
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
-with open(os.path.join(REPO, "lab", "images", "images.yml")) as _f:
+with open(os.path.join(REPO, "lab", "registry-images", "images.yml")) as _f:
     IMAGES = yaml.safe_load(_f)
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
@@ -77,8 +77,7 @@ def test_registry_serves_our_images_over_tls_from_the_cluster_ca(idc):
         repositories = json.load(resp)["repositories"]
     assert {"idcloud/pause", "idcloud/web"} <= set(repositories)
 
-    cache = os.environ.get("IDCLOUD_CACHE", os.path.expanduser("~/.cache/idcloud"))
-    with open(os.path.join(cache, "images", "oci", "manifest.json")) as f:
+    with open(os.path.join(CACHE, "images", "oci", "manifest.json")) as f:
         built = json.load(f)
     for name, spec in IMAGES.items():
         path = f"/v2/{spec['repository']}/manifests/{spec['tag']}"

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_builder():
-    loader = importlib.machinery.SourceFileLoader("lab_images_build", str(REPO / "lab" / "images" / "build"))
+    loader = importlib.machinery.SourceFileLoader("lab_images_build", str(REPO / "lab" / "registry-images" / "build"))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
@@ -19,7 +19,7 @@ def load_builder():
 
 
 def test_lab_group_vars_name_the_pinned_tags():
-    images = yaml.safe_load((REPO / "lab" / "images" / "images.yml").read_text())
+    images = yaml.safe_load((REPO / "lab" / "registry-images" / "images.yml").read_text())
     group_vars = yaml.safe_load((REPO / "inventories" / "lab" / "group_vars" / "all" / "images.yml").read_text())
     assert group_vars["container_runtime_sandbox_image"] == (
         f"{{{{ idcloud_registry }}}}/{images['pause']['repository']}:{images['pause']['tag']}")

@@ -1,3 +1,0 @@
-module idcloud.invalid/lab/images/pause
-
-go 1.24
