@@ -16,7 +16,7 @@ Checked after it: the node is Ready, rack r1's ToR shows its BGP session Establi
 pod pinned to it runs, every PID on the existing hosts is the one before; then scale.yml
 once more, which must change nothing. The labs run one after the other on the same range
 (each is brought down at its end). Rows go to bench/results/scale-worker.csv (one per lab,
-with the load averages at the measurement), the last run's details to
+with the load averages at the measurement), the last run of each lab in
 bench/results/scale-worker.json. Wall-clock seconds; nothing here is a timed assertion, but
 a failed check ends the run with an error.
 
@@ -217,6 +217,16 @@ def measure(workers, keep):
     lab = [os.path.join(BIN, "python"), os.path.join(REPO, "lab", "lab"), "--idc", idc]
     log(f"{lab_name}: {workers} workers, logs in {logs}")
     run(f"{lab_name} lab down (leftovers)", lab + ["down"])
+    try:
+        return grow(desc, idc, lab, logs, work)
+    finally:
+        if not keep:
+            run(f"{lab_name} lab down", lab + ["down"])
+
+
+def grow(desc, idc, lab, logs, work):
+    """Converge `desc`, add one worker in rack r1 with scale.yml; return (result, problems)."""
+    lab_name, workers = desc["lab"]["name"], sum("worker" in h["roles"] for r in racks(desc) for h in r["hosts"])
     up_s, _ = run(f"{lab_name} lab up", lab + ["up"])
     site_s, _ = run(f"{lab_name} site.yml", [os.path.join(BIN, "ansible-playbook"), "-i", idc,
                                             os.path.join(REPO, "playbooks", "site.yml")], os.path.join(logs, "site.log"))
@@ -254,8 +264,6 @@ def measure(workers, keep):
         "load_at_lab_up": load_up, "load_before_scale": load_before, "load_after_scale": load_after,
         "ready": ready, "tor_session": tor, "pod": pod, "pids_before": before, "pids_changed": moved_pids,
     }
-    if not keep:
-        run(f"{lab_name} lab down", lab + ["down"])
     problems = []
     if moved_pids:
         problems.append(f"PIDs changed on existing hosts: {moved_pids}")
@@ -289,8 +297,15 @@ def main():
             w.writerow([r["utc"], r["nproc"], r["lab"], r["workers_before"], r["hosts_before"], r["lab_up_new_host_s"],
                         r["scale_s"], r["second_scale_s"], r["second_scale_changed"], len(r["pids_changed"]),
                         r["load_before_scale"], r["load_after_scale"]])
-    with open(os.path.join(RESULTS, "scale-worker.json"), "w") as f:
-        json.dump(results, f, indent=1, sort_keys=True)
+    # the last run of each lab, by lab name (a run of one lab keeps the other's)
+    details = os.path.join(RESULTS, "scale-worker.json")
+    kept = {}
+    if os.path.exists(details):
+        with open(details) as f:
+            kept = json.load(f)
+    kept.update({r["lab"]: r for r in results})
+    with open(details, "w") as f:
+        json.dump(kept, f, indent=1, sort_keys=True)
     for r in results:
         log(f"{r['lab']}: scale.yml {r['scale_s']} s (load {r['load_before_scale']} -> {r['load_after_scale']}), "
             f"again {r['second_scale_s']} s changed={r['second_scale_changed']}, PIDs changed on "
