@@ -2,8 +2,9 @@
 
 `cluster` is the one converged end-to-end lab of the session (e2e.py): made at the first
 test that asks for it, removed at the end. Tests that use it run after every other test
-(the other tests bring up small labs of their own and remove them), and among them the
-drills (marker `drill`) run last, in file order, so that a drill cannot disturb a check.
+(the other tests bring up small labs of their own and remove them); among them the tests
+that add hosts to it (marker `scale`) run after the checks, and the drills (marker `drill`)
+run last, in file order, so that neither can disturb a check.
 """
 import pytest
 
@@ -11,6 +12,7 @@ from e2e import converged_cluster
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "scale: adds hosts to the shared cluster; runs after the checks, before the drills")
     config.addinivalue_line("markers", "drill: stops real components of the shared cluster; runs last")
 
 
@@ -18,7 +20,9 @@ def pytest_collection_modifyitems(session, config, items):
     def rank(item):
         if "cluster" not in getattr(item, "fixturenames", ()):
             return 0
-        return 2 if item.get_closest_marker("drill") else 1
+        if item.get_closest_marker("drill"):
+            return 3
+        return 2 if item.get_closest_marker("scale") else 1
     items[:] = sorted(items, key=rank)  # stable: file order within each rank
 
 

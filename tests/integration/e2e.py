@@ -173,3 +173,43 @@ def vip_holders(desc):
 def containerd_tasks(node):
     out = podman_exec(ctr(node), "ctr", "-n", "k8s.io", "tasks", "ls").stdout
     return {line.split()[0]: (line.split()[1], line.split()[2]) for line in out.splitlines()[1:] if line.strip()}
+
+# The host that only test_e2e_scale.py brings up: one more worker in rack r1, added to the
+# running cluster with playbooks/scale.yml (the fixture's lab is made without it).
+ADDED_WORKER = {"name": "w3", "rack": "r1", "address": f"{NET_TO}1.32"}
+
+
+def grown_description(desc):
+    """The session's description with ADDED_WORKER in its rack (sized like the first worker)."""
+    grown = json.loads(json.dumps(desc))
+    template = hosts_with(grown, "worker")[0]
+    rack = next(r for r in racks(grown) if r["name"] == ADDED_WORKER["rack"])
+    assert all(h["name"] != ADDED_WORKER["name"] for r in racks(grown) for h in r["hosts"]), "already added"
+    rack["hosts"].append(dict(template, name=ADDED_WORKER["name"], address=ADDED_WORKER["address"]))
+    return grown
+
+
+# Services whose PIDs must survive adding a worker: systemd units, and calico-node's
+# processes (a pod, so not a unit) on the nodes; FRR's daemons on the ToRs (a new neighbour
+# is a reload, not a restart).
+SERVICE_UNITS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "containerd",
+                 "kube-proxy", "haproxy", "keepalived"]
+SERVICE_PROCESSES = {"host": {"bird": ["-x", "bird"], "felix": ["-f", "calico-node -felix"]},
+                     "tor": {"bgpd": ["-x", "bgpd"], "zebra": ["-x", "zebra"]}}
+
+
+def service_pids(desc):
+    """{host or ToR: {service: PID or [PIDs]}} of every running service of the description's lab."""
+    table = {}
+    for rack in racks(desc):
+        for name, kind in [(h["name"], "host") for h in rack["hosts"]] + [(rack["tor"]["name"], "tor")]:
+            entry = table[name] = {}
+            if kind == "host":
+                shown = podman_exec(ctr(name), "systemctl", "show", "-p", "MainPID", "--value",
+                                    *SERVICE_UNITS).stdout.split()
+                entry.update({u: int(p) for u, p in zip(SERVICE_UNITS, shown) if int(p)})
+            for proc, args in SERVICE_PROCESSES[kind].items():
+                found = podman_exec(ctr(name), "pgrep", *args, check=False).stdout.split()
+                if found:
+                    entry[proc] = sorted(int(p) for p in found)
+    return table
