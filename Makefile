@@ -14,7 +14,7 @@ MOLECULE_SCENARIOS ?= node_tuning etcd apiserver_lb
 # lab/artifacts/versions.yml. Cold on 2 cores: etcd ~1 min, Kubernetes ~7.5 min, Calico ~4 min; cached: 0.
 ARTIFACTS ?= etcd kubernetes calico
 
-.PHONY: help bootstrap artifacts images lab-up lab-down lab-status site test unit lint molecule integration bench bench-speed bench-add-worker
+.PHONY: help bootstrap artifacts images lab-up lab-down lab-status site test unit lint molecule integration bench bench-speed bench-add-worker bench-scale
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -81,3 +81,6 @@ bench-speed: artifacts images ## site.yml from nothing: fresh check, first conve
 
 bench-add-worker: artifacts images ## Add one worker with scale.yml to scratch labs of 2 and 6 workers (10.226.x), timed
 	$(BIN)/python bench/run_scale_worker.py
+
+bench-scale: bootstrap images ## Host-level roles (node_tuning, container_runtime) on 10 and 50 light hosts: time ratio, per-host cost
+	$(BIN)/python bench/run_scale.py

@@ -5,6 +5,9 @@ import os
 LAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(LAB_DIR)
 FILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "files")
+# How long a container's systemd may take to finish booting: seconds on an idle machine, but
+# 50 hosts starting at once on 2 shared cores took over a minute (bench/run_scale.py).
+BOOT_TIMEOUT = 300
 
 
 class LabError(Exception):

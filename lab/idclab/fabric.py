@@ -1,7 +1,7 @@
 """The lab's network fabric: rack and spine networks, the ToR and spine routers' FRR, uplinks,
 NAT exemptions, pod FORWARD rules and the egress containment (what the plan decides, applied).
 """
-from .common import LabError, logger
+from .common import BOOT_TIMEOUT, LabError, logger
 from .plan import LABEL
 
 log = logger("lab")
@@ -124,7 +124,7 @@ class Fabric:
         failed reload leaves the old configuration running: both restart FRR instead
         (files/frr-install.sh).
         """
-        self.run.wait_systemd(cname, 60)
+        self.run.wait_systemd(cname, BOOT_TIMEOUT)
         proc = self.run.script(cname, "frr-install.sh", input=conf)
         if proc.returncode != 0:
             raise LabError(f"FRR did not start in {cname}: {proc.stderr.strip()}")

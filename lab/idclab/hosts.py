@@ -1,5 +1,5 @@
 """The lab's containers: made, checked, re-cabled, and set up inside (cgroup paths, pod route, apt proxy)."""
-from .common import LabError, lab_file, logger
+from .common import BOOT_TIMEOUT, LabError, lab_file, logger
 from .plan import APT_PROXY_PATH, CGROUP_FILES, LABEL, ROUTER_KINDS, ROUTER_SYSCTLS
 
 log = logger("lab")
@@ -95,7 +95,7 @@ class Hosts:
         under its host.
         """
         run = self.run
-        run.wait_systemd(ctr.name, 60)
+        run.wait_systemd(ctr.name, BOOT_TIMEOUT)
         for path, data_file in CGROUP_FILES:
             proc = run.script(ctr.name, "install-file.sh", path, input=lab_file(data_file))
             if proc.returncode != 0:

@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from .common import LAB_DIR, REPO, LabError, logger
+from .common import BOOT_TIMEOUT, LAB_DIR, REPO, LabError, logger
 from .plan import APT_CACHER_PORT, REGISTRY_PORT, SSH_KEY
 
 log = logger("lab")
@@ -26,7 +26,7 @@ class Mirror:
         if not self.plan.mirror:
             return
         run, cname = self.run, self.cname
-        run.wait_systemd(cname, 60)
+        run.wait_systemd(cname, BOOT_TIMEOUT)
         proc = run.script(cname, "mirror-http.sh", input=self.plan.mirror_unit())
         if proc.returncode != 0:
             raise LabError(f"mirror service did not start in {cname}: {proc.stderr.strip()}")
