@@ -49,7 +49,7 @@ MOVES = {"10.210.": "10.226.", "10.233.": "10.236."}
 UNITS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "containerd",
          "kube-proxy", "haproxy", "keepalived"]
 # processes of calico-node (a pod, so not a unit) and of FRR on the ToRs
-PROCESSES = {"host": {"bird": ["-x", "bird"], "felix": ["-f", "calico-node -felix"]},
+PROCESSES = {"host": {"bird": ["-x", "bird"], "felix": ["-f", "calico-node -felix$"]},
              "tor": {"bgpd": ["-x", "bgpd"], "zebra": ["-x", "zebra"]}}
 
 

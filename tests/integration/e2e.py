@@ -194,7 +194,7 @@ def grown_description(desc):
 # is a reload, not a restart).
 SERVICE_UNITS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "containerd",
                  "kube-proxy", "haproxy", "keepalived"]
-SERVICE_PROCESSES = {"host": {"bird": ["-x", "bird"], "felix": ["-f", "calico-node -felix"]},
+SERVICE_PROCESSES = {"host": {"bird": ["-x", "bird"], "felix": ["-f", "calico-node -felix$"]},
                      "tor": {"bgpd": ["-x", "bgpd"], "zebra": ["-x", "zebra"]}}
 
 
