@@ -12,7 +12,7 @@ LAB_IDC ?= inventories/lab/idc.yml
 MOLECULE_SCENARIOS ?= node_tuning etcd apiserver_lb
 # Artifacts the roles use; `make artifacts ARTIFACTS=` (empty) builds every entry of
 # lab/artifacts/versions.yml. Cold on 2 cores: etcd ~1 min, Kubernetes ~7.5 min, Calico ~4 min; cached: 0.
-ARTIFACTS ?= etcd kubernetes calico
+ARTIFACTS ?= etcd kubernetes calico coredns metrics-server
 
 .PHONY: help bootstrap artifacts images lab-up lab-down lab-status site test unit lint molecule integration bench bench-speed bench-add-worker bench-scale
 

@@ -18,15 +18,38 @@ def load_builder():
     return module
 
 
+# the group variable that names each image of images.yml for the roles
+IMAGE_VARS = {
+    "pause": "container_runtime_sandbox_image",
+    "web": "workload_image",
+    "calico-node": "calico_node_image",
+    "calico-kube-controllers": "calico_kube_controllers_image",
+    "coredns": "cluster_addons_coredns_image",
+    "metrics-server": "cluster_addons_metrics_server_image",
+}
+
+
 def test_lab_group_vars_name_the_pinned_tags():
     images = yaml.safe_load((REPO / "lab" / "registry-images" / "images.yml").read_text())
     group_vars = yaml.safe_load((REPO / "inventories" / "lab" / "group_vars" / "all" / "images.yml").read_text())
-    assert group_vars["container_runtime_sandbox_image"] == (
-        f"{{{{ idcloud_registry }}}}/{images['pause']['repository']}:{images['pause']['tag']}")
-    assert group_vars["workload_image"] == (
-        f"{{{{ idcloud_registry }}}}/{images['web']['repository']}:{images['web']['tag']}")
-    assert group_vars["calico_node_image"] == (
-        f"{{{{ idcloud_registry }}}}/{images['calico-node']['repository']}:{images['calico-node']['tag']}")
+    assert set(images) == set(IMAGE_VARS), "every image needs its group variable here and in group_vars"
+    for name, var in IMAGE_VARS.items():
+        assert group_vars[var] == f"{{{{ idcloud_registry }}}}/{images[name]['repository']}:{images[name]['tag']}", name
+
+
+def test_static_images_take_binaries_from_the_artifacts():
+    build = load_builder()
+    images = yaml.safe_load((REPO / "lab" / "registry-images" / "images.yml").read_text())
+    versions = yaml.safe_load((REPO / "lab" / "artifacts" / "versions.yml").read_text())
+    static = {n: s for n, s in images.items() if s["source"] == "static"}
+    assert static
+    for name, spec in static.items():
+        assert spec["source"] in build.BUILDERS
+        binaries = versions[spec["artifact"]["name"]]["binaries"]
+        for rel in spec["artifact"]["files"]:
+            assert rel.startswith("bin/linux/amd64/") and rel.rsplit("/", 1)[1] in binaries, (name, rel)
+        assert spec["entrypoint"][0].startswith("/usr/bin/")
+        assert spec["entrypoint"][0].rsplit("/", 1)[1] in [f.rsplit("/", 1)[1] for f in spec["artifact"]["files"]]
 
 
 def test_lab_description_names_the_registry_on_the_mirror():
