@@ -123,7 +123,7 @@ def test_tenants_are_isolated_and_policies_open_them(cluster):
         except client.exceptions.ApiException as exc:
             if exc.status != 404:
                 raise
-    # the role removes its policy from namespaces that are gone (checked by the next run)
+    # gone before the next test, so no later check meets a tenant namespace
     wait_for("the tenant namespaces to go", lambda: not [
         n for n in core.list_namespace().items if n.metadata.name in (TENANT_A, TENANT_B)], 120)
 
