@@ -12,6 +12,7 @@ description:
     No Calico API server and no calicoctl are needed.
   - O(resources[].spec) is the whole desired spec. Fields left out of it are removed from the live object;
     a field set to C(null) counts as left out. Values are compared as given (C(64512) and C("64512") differ).
+    With O(merge_spec=true) only the fields given are set, and fields others write are kept.
   - Labels and annotations given are merged into the live ones; keys not given are left alone.
   - Every create and update is first sent as a server-side dry run with strict field validation, for all
     resources before the first write. A misspelt field or a value the CRD schema rejects fails the task before
@@ -36,12 +37,13 @@ options:
   kind:
     description:
       - Calico kind of every resource of this task. All are cluster-scoped.
-      - Not handled on purpose, IPAM bookkeeping (Calico writes it) and policies (their v1 names carry a tier
-        prefix only the Calico API server converts).
+      - Not handled on purpose, IPAM bookkeeping (Calico writes it) and namespaced kinds.
+      - A GlobalNetworkPolicy is written under its datastore name, C(<tier>.<name>) (C(default.<name>) in the
+        default tier), with its O(resources[].spec.tier) given, as Calico's own client stores it.
     type: str
     required: true
-    choices: [BGPConfiguration, BGPFilter, BGPPeer, FelixConfiguration, GlobalNetworkSet, HostEndpoint, IPPool,
-              IPReservation, KubeControllersConfiguration]
+    choices: [BGPConfiguration, BGPFilter, BGPPeer, FelixConfiguration, GlobalNetworkPolicy, GlobalNetworkSet,
+              HostEndpoint, IPPool, IPReservation, KubeControllersConfiguration, Tier]
   resources:
     description:
       - The resources of O(kind) to manage. Mutually exclusive with O(name).
@@ -96,6 +98,17 @@ options:
       - One label as C(key=value) that marks the objects this task owns, for example
         C(app.kubernetes.io/managed-by=idcloud.platform). Required with O(prune=true).
     type: str
+  merge_spec:
+    description:
+      - Set only the spec fields given (mappings merge key by key, lists and values replace) and keep the
+        live object's other fields, instead of replacing the whole spec.
+      - For objects other writers change too. calico-node fills in C(reportingInterval) and
+        C(logSeverityScreen) of FelixConfiguration C(default) when they are absent; with V(true) a task
+        that sets C(usageReportingEnabled) leaves them alone, so a second run changes nothing.
+      - A field can then no longer be removed by leaving it out; set it to the value wanted instead.
+        Cannot be combined with O(prune).
+    type: bool
+    default: false
 notes:
   - Writes go through the Kubernetes API with the field manager C(idcloud.platform.calico_resource).
   - Deleting an IPPool that still has allocations leaves those addresses in use; drain it first
@@ -107,6 +120,14 @@ seealso:
 '''
 
 EXAMPLES = r'''
+- name: Felix never reports usage (only this field; calico-node's own fields stay)
+  idcloud.platform.calico_resource:
+    kind: FelixConfiguration
+    name: default
+    spec:
+      usageReportingEnabled: false
+    merge_spec: true
+
 - name: Cluster-wide BGP settings (no full mesh, nodes peer with their ToR)
   idcloud.platform.calico_resource:
     kind: BGPConfiguration

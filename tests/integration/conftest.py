@@ -4,7 +4,8 @@
 test that asks for it, removed at the end. Tests that use it run after every other test
 (the other tests bring up small labs of their own and remove them); among them the tests
 that add hosts to it (marker `scale`) run after the checks, and the drills (marker `drill`)
-run last, in file order, so that neither can disturb a check.
+run last, in file order, so that neither can disturb a check. Tests marked `final` read
+what the whole session did (the lab's egress log) and run after the drills.
 """
 import pytest
 
@@ -14,12 +15,15 @@ from e2e import converged_cluster
 def pytest_configure(config):
     config.addinivalue_line("markers", "scale: adds hosts to the shared cluster; runs after the checks, before the drills")
     config.addinivalue_line("markers", "drill: stops real components of the shared cluster; runs last")
+    config.addinivalue_line("markers", "final: checks the whole session (egress log); runs after the drills")
 
 
 def pytest_collection_modifyitems(session, config, items):
     def rank(item):
         if "cluster" not in getattr(item, "fixturenames", ()):
             return 0
+        if item.get_closest_marker("final"):
+            return 4
         if item.get_closest_marker("drill"):
             return 3
         return 2 if item.get_closest_marker("scale") else 1

@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.stream import stream
 
-from lab_helpers import REPO, lab, lab_net, playbook, podman_exec, run_playbook, write_inventory
+from lab_helpers import REPO, kmsg_mark, lab, lab_net, playbook, podman_exec, run_playbook, write_inventory
 
 LAB = "it-k8s"
 CLUSTER = "itk8s"
@@ -54,6 +54,8 @@ def converged_cluster(tmp_dir):
     os.makedirs(logs)
     # start from nothing: a run that was killed may have left half a lab behind
     lab(idc, "down")
+    # the lab's egress log from here on is asserted empty by the last test (test_e2e_zz_egress.py)
+    egress_mark = kmsg_mark()
     lab(idc, "up")
     try:
         # a preview of the first install on fresh hosts (asserted by its own test)
@@ -67,7 +69,7 @@ def converged_cluster(tmp_dir):
         api = config.new_client_from_config(config_file=kubeconfig)
         yield {"idc": idc, "desc": desc, "recap": recap, "logs": logs, "api": api, "check_fresh": check_fresh,
                "core": client.CoreV1Api(api), "apps": client.AppsV1Api(api),
-               "discovery": client.DiscoveryV1Api(api)}
+               "discovery": client.DiscoveryV1Api(api), "egress_mark": egress_mark}
     finally:
         print("figures:", json.dumps(FIGURES))
         results = os.path.join(REPO, "bench", "results")

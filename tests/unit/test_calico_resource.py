@@ -379,7 +379,8 @@ def test_bad_input_names_the_field(kw, needle):
 
 def test_every_mapped_kind_has_a_plural():
     assert cc.KIND_PLURALS['IPPool'] == 'ippools' and cc.KIND_PLURALS['BGPFilter'] == 'bgpfilters'
-    assert all(v == k.lower() + 's' for k, v in cc.KIND_PLURALS.items())
+    assert all(v == (k.lower()[:-1] + 'ies' if k.endswith('y') else k.lower() + 's')
+               for k, v in cc.KIND_PLURALS.items())
 
 
 # -- the CustomObjectsApi adapter --------------------------------------------------------------
@@ -497,3 +498,50 @@ def test_module_empty_resources_with_prune_is_accepted(monkeypatch, capsys):
     rc, out = run_main(monkeypatch, capsys, api, {'kind': 'BGPPeer', 'resources': [], 'prune': True,
                                                   'prune_label': 'o=x'})
     assert rc == 0 and out['changed'] is True and api.store == {}
+
+
+# -- merge_spec: fields another writer owns are kept ------------------------------------------
+FELIX_BY_NODE = {'reportingInterval': '0s', 'logSeverityScreen': 'Info'}   # what calico-node fills in
+
+
+def test_merge_spec_sets_only_the_given_fields_and_then_converges():
+    api = FakeApi(kind='FelixConfiguration')
+    p = params(kind='FelixConfiguration', name='default', spec={'usageReportingEnabled': False}, merge_spec=True)
+    assert cc.run_calico_resource(api, p)['resources'][0]['action'] == 'create'
+    # calico-node starts and adds its defaults to the object
+    api.store['default']['spec'].update(FELIX_BY_NODE)
+    res = cc.run_calico_resource(api, p)
+    assert res['changed'] is False and api.writes == [('create', 'default')]
+    assert api.store['default']['spec'] == dict(FELIX_BY_NODE, usageReportingEnabled=False)
+
+
+def test_merge_spec_changes_a_wrong_value_and_keeps_the_rest():
+    api = FakeApi([obj('default', dict(FELIX_BY_NODE, usageReportingEnabled=True))], kind='FelixConfiguration')
+    res = cc.run_calico_resource(api, params(kind='FelixConfiguration', name='default',
+                                             spec={'usageReportingEnabled': False}, merge_spec=True))
+    assert res['resources'][0]['changed_keys'] == ['usageReportingEnabled']
+    assert api.store['default']['spec'] == dict(FELIX_BY_NODE, usageReportingEnabled=False)
+
+
+def test_without_merge_spec_the_other_writers_fields_are_removed():
+    api = FakeApi([obj('default', dict(FELIX_BY_NODE, usageReportingEnabled=False))], kind='FelixConfiguration')
+    res = cc.run_calico_resource(api, params(kind='FelixConfiguration', name='default',
+                                             spec={'usageReportingEnabled': False}))
+    assert res['resources'][0]['changed_keys'] == ['logSeverityScreen', 'reportingInterval']
+
+
+def test_merge_specs_merges_mappings_at_every_depth_and_replaces_lists():
+    live = {'a': {'b': 1, 'c': {'d': 2}}, 'l': [1, 2], 'x': 1}
+    assert cc.merge_specs(live, {'a': {'c': {'e': 3}}, 'l': [3]}) == \
+        {'a': {'b': 1, 'c': {'d': 2, 'e': 3}}, 'l': [3], 'x': 1}
+    assert live == {'a': {'b': 1, 'c': {'d': 2}}, 'l': [1, 2], 'x': 1}, 'the live spec is not modified'
+
+
+def test_merge_spec_and_prune_are_refused_together():
+    with pytest.raises(cc.CalicoResourceError, match='merge_spec and prune'):
+        cc.run_calico_resource(FakeApi(), params(name='x', spec={}, merge_spec=True, prune=True,
+                                                 prune_label='a=b'))
+
+
+def test_global_network_policy_is_a_known_kind():
+    assert cc.KIND_PLURALS['GlobalNetworkPolicy'] == 'globalnetworkpolicies'

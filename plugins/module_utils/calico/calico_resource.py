@@ -27,18 +27,21 @@ API_VERSION = GROUP + '/' + VERSION
 FIELD_MANAGER = 'idcloud.platform.calico_resource'
 
 # Cluster-scoped kinds this module manages. Left out on purpose: IPAM bookkeeping
-# (IPAMBlock, IPAMHandle, BlockAffinity, IPAMConfig) that Calico writes itself, and
-# policies, whose v1 names carry a tier prefix that only the Calico API converts.
+# (IPAMBlock, IPAMHandle, BlockAffinity, IPAMConfig) that Calico writes itself. A
+# GlobalNetworkPolicy is stored under its datastore name, "<tier>.<name>" ("default.<name>"
+# in the default tier), with spec.tier; this module writes the name as given.
 KIND_PLURALS = {
     'BGPConfiguration': 'bgpconfigurations',
     'BGPFilter': 'bgpfilters',
     'BGPPeer': 'bgppeers',
     'FelixConfiguration': 'felixconfigurations',
+    'GlobalNetworkPolicy': 'globalnetworkpolicies',
     'GlobalNetworkSet': 'globalnetworksets',
     'HostEndpoint': 'hostendpoints',
     'IPPool': 'ippools',
     'IPReservation': 'ipreservations',
     'KubeControllersConfiguration': 'kubecontrollersconfigurations',
+    'Tier': 'tiers',
 }
 
 # Spec fields that cannot change in place: IPAM has carved blocks out of the pool.
@@ -96,6 +99,7 @@ ARGUMENT_SPEC = dict(
     state=dict(type='str', default='present', choices=['present', 'absent']),
     prune=dict(type='bool', default=False),
     prune_label=dict(type='str'),
+    merge_spec=dict(type='bool', default=False),
 )
 ARGUMENT_CONSTRAINTS = dict(
     supports_check_mode=True,
@@ -351,13 +355,28 @@ def build_body(kind, want, live=None):
     return {'apiVersion': API_VERSION, 'kind': kind, 'metadata': meta, 'spec': copy.deepcopy(want['spec'])}
 
 
-def plan_resource(kind, want, live, state):
+def merge_specs(live, given):
+    """``given`` laid over ``live``: mappings merge key by key at every depth, anything else replaces."""
+    merged = copy.deepcopy(live or {})
+    for key, value in (given or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_specs(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def plan_resource(kind, want, live, state, merge=False):
     """-> dict(name, action, before, after, changed_keys, body) without calling the API.
 
     ``after`` is the desired spec; the runner replaces it with the server's dry-run answer.
+    With ``merge`` the desired spec is the live one with the given fields laid over it, so
+    fields another writer owns (calico-node's in FelixConfiguration default) are kept.
     """
     name = want['name']
     before = strip_none(live.get('spec') or {}) if live is not None else None
+    if merge and live is not None and want['spec'] is not None:
+        want = dict(want, spec=merge_specs(before, want['spec']))
     plan = {'name': name, 'action': 'none', 'before': before, 'after': before, 'changed_keys': [], 'body': None}
     if state == 'absent':
         if live is not None:
@@ -479,8 +498,8 @@ def _write(api, plural, plan):
     return None
 
 
-def _plan_with_live(api, kind, plural, want, live, state):
-    plan = plan_resource(kind, want, live, state)
+def _plan_with_live(api, kind, plural, want, live, state, merge=False):
+    plan = plan_resource(kind, want, live, state, merge=merge)
     plan['resource_version'] = _metadata(live).get('resourceVersion') if live is not None else None
     plan['live'] = live
     return _dry_run(api, plural, plan)
@@ -496,11 +515,15 @@ def run_calico_resource(api, params, check_mode=False, diff=False):
     if params.get('prune_label') and not params.get('prune'):
         parse_label(params['prune_label'])
     wanted = desired_resources(params)
+    merge = bool(params.get('merge_spec'))
+    if merge and params.get('prune'):
+        raise CalicoResourceError('merge_spec and prune do not go together: prune owns whole objects, '
+                                  'merge_spec only some fields of objects others write too; use one of them')
 
     live_by_name = dict((_metadata(o).get('name'), o) for o in _list_live(api, kind, plural))
     plans = []
     for want in wanted:
-        plans.append((want, _plan_with_live(api, kind, plural, want, live_by_name.get(want['name']), state)))
+        plans.append((want, _plan_with_live(api, kind, plural, want, live_by_name.get(want['name']), state, merge)))
     if params.get('prune'):
         selector = '%s=%s' % parse_label(params['prune_label'])
         for plan in prune_plans(_list_live(api, kind, plural, label_selector=selector), set(w['name'] for w in wanted)):
@@ -508,7 +531,7 @@ def run_calico_resource(api, params, check_mode=False, diff=False):
 
     if not check_mode:
         for index, (want, plan) in enumerate(plans):
-            plans[index] = (want, _apply_with_retry(api, kind, plural, want, plan, state))
+            plans[index] = (want, _apply_with_retry(api, kind, plural, want, plan, state, merge))
 
     entries = [plan for _, plan in plans]
     result = {
@@ -524,7 +547,7 @@ def run_calico_resource(api, params, check_mode=False, diff=False):
     return result
 
 
-def _apply_with_retry(api, kind, plural, want, plan, state):
+def _apply_with_retry(api, kind, plural, want, plan, state, merge=False):
     """Write one plan; on a conflict (someone else wrote in between) re-read, re-plan and retry."""
     for attempt in range(CONFLICT_RETRIES + 1):
         if plan['action'] == 'none':
@@ -550,5 +573,5 @@ def _apply_with_retry(api, kind, plural, want, plan, state):
             plan.update(resource_version=_metadata(live).get('resourceVersion'), live=live)
             continue
         # re-plan on the fresh object: the IPPool check and the comparison run again
-        plan = _plan_with_live(api, kind, plural, want, live, state)
+        plan = _plan_with_live(api, kind, plural, want, live, state, merge)
     return plan  # pragma: no cover - the loop returns or raises
