@@ -1,4 +1,4 @@
-"""The mirror host: artifacts over HTTP, NTP (chrony), apt-cacher-ng, and the internal registry
+"""The mirror host: artifacts over HTTP, NTP (chrony), DNS for the lab's names, apt-cacher-ng, and the internal registry
 (lab/registry.yml, then the images of lab/registry-images pushed).
 """
 import hashlib
@@ -6,11 +6,14 @@ import json
 import os
 import time
 
+import yaml
+
 from .common import BOOT_TIMEOUT, LAB_DIR, REPO, LabError, logger
 from .plan import APT_CACHER_PORT, REGISTRY_PORT, SSH_KEY
 
 log = logger("lab")
 REGISTRY_PLAYBOOK = os.path.join(LAB_DIR, "registry.yml")
+ARTIFACT_VERSIONS = os.path.join(LAB_DIR, "artifacts", "versions.yml")
 REGISTRY_IMAGES_BUILD = os.path.join(LAB_DIR, "registry-images", "build")
 ANSIBLE_PLAYBOOK = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
 
@@ -33,12 +36,21 @@ class Mirror:
         proc = run.script(cname, "mirror-ntp.sh")
         if proc.returncode != 0:
             raise LabError(f"NTP on the mirror did not start in {cname}: {proc.stderr.strip()}")
+        # the lab's IDC resolver: <host>.<lab>.idc, nothing else (CoreDNS of the artifacts)
+        with open(ARTIFACT_VERSIONS) as f:
+            coredns_version = yaml.safe_load(f)["coredns"]["version"]
+        cut = "---8<---\n"
+        dns = self.plan.dns_corefile() + cut + self.plan.dns_hosts() + cut + self.plan.dns_unit(coredns_version)
+        proc = run.script(cname, "mirror-dns.sh", input=dns)
+        if proc.returncode != 0:
+            raise LabError(f"DNS on the mirror did not start in {cname}: {proc.stderr.strip()}")
         # the lab hosts' only way to Debian packages (the mirror may reach Debian on tcp 80/443)
         proc = run.script(cname, "apt-cacher.sh", str(APT_CACHER_PORT))
         if proc.returncode != 0:
             raise LabError(f"apt-cacher-ng on the mirror did not start in {cname}: {proc.stderr.strip()}")
         address = self.plan.mirror["address"]
         run.wait_tcp([address], 80, 60, "mirror http")
+        run.wait_tcp([address], 53, 60, "mirror dns")
         run.wait_tcp([address], APT_CACHER_PORT, 60, "apt-cacher-ng")
 
     # --- the registry ----------------------------------------------------------------------

@@ -22,6 +22,10 @@ KIND_LABEL = "idcloud.lab.kind"
 SSH_KEY = cache_dir("lab", "ssh", "id_ed25519")
 MIRROR_ROOT = cache_dir("artifacts")
 REGISTRY_PORT = 5000
+# The mirror's resolver (the lab's "IDC resolver"): CoreDNS from the artifacts, answering for
+# <host>.<lab name>.idc and refusing every other name (the lab is air-gapped).
+DNS_DOMAIN = "idc"
+MIRROR_COREDNS = "/srv/mirror/coredns/{version}/bin/linux/amd64/coredns"
 # Containment (see egress_rules): the mirror's apt-cacher-ng is the lab's only way to
 # Debian packages, and the mirror may leave the lab on these ports only.
 APT_CACHER_PORT = 3142
@@ -406,6 +410,27 @@ class LabPlan:
     def mirror_unit(self):
         """idcloud-mirror.service: the artifact mirror, HTTP on port 80 of the mirror's address."""
         return Template(lab_file("idcloud-mirror.service")).substitute(address=self.mirror["address"])
+
+    def dns_zone(self):
+        """The zone the mirror's resolver answers for: <lab name>.idc."""
+        return f"{self.name}.{DNS_DOMAIN}"
+
+    def dns_hosts(self):
+        """The zone's records, hosts-file lines: every host of the description, its ToRs and the mirror."""
+        zone = self.dns_zone()
+        lines = [f"{c.address} {c.hostname}.{zone}" for c in self.containers if c.kind in ("host", "tor", "mirror")]
+        return "\n".join(lines) + "\n"
+
+    def dns_corefile(self):
+        """The mirror resolver's Corefile: one server block for the zone, bound to the mirror's
+        address; a query for any other name matches no block and is refused."""
+        return Template(lab_file("mirror-dns.Corefile")).substitute(zone=self.dns_zone(),
+                                                                     address=self.mirror["address"])
+
+    def dns_unit(self, coredns_version):
+        """idcloud-dns.service: the artifacts' CoreDNS binary (mounted from the mirror's tree)."""
+        return Template(lab_file("idcloud-dns.service")).substitute(
+            coredns=MIRROR_COREDNS.format(version=coredns_version))
 
     def registry_ca(self):
         """The cluster CA at its default path, which lab/registry.yml signs the registry's certificate with."""

@@ -217,6 +217,23 @@ def test_mirror_files():
     assert plan(description(mirror={"rack": "r1", "address": "10.9.1.250", "registry": False})).registry is None
 
 
+def test_mirror_resolver_answers_only_the_labs_zone_with_every_host_tor_and_the_mirror():
+    p = plan()
+    assert p.dns_zone() == "tl.idc"
+    assert p.dns_hosts().splitlines() == [
+        "10.9.1.254 tor-r1.tl.idc", "10.9.1.11 cp1.tl.idc", "10.9.1.12 w1.tl.idc",
+        "10.9.2.254 tor-r2.tl.idc", "10.9.2.11 cp2.tl.idc",
+        "10.9.3.254 tor-r3.tl.idc", "10.9.3.11 cp3.tl.idc",
+        "10.9.1.250 mirror.tl.idc"]
+    corefile = p.dns_corefile()
+    # one server block, for the zone only, on the mirror's address; nothing forwarded
+    assert corefile.count("{\n") == 2 and "tl.idc:53 {" in corefile
+    assert "bind 10.9.1.250" in corefile and "hosts /etc/idcloud-dns/hosts tl.idc" in corefile
+    assert "forward " not in corefile and "resolv.conf" not in corefile
+    assert "ExecStart=/srv/mirror/coredns/v1.15.0/bin/linux/amd64/coredns -conf /etc/idcloud-dns/Corefile\n" \
+        in p.dns_unit("v1.15.0")
+
+
 # --- errors: what stopped `up` with sys.exit() now raises LabError with the fix --------
 def test_an_invalid_description_names_the_file():
     data = description()
