@@ -15,11 +15,11 @@ import xml.etree.ElementTree as ET
 from e2e import FIGURES
 from lab_helpers import ENV, REPO
 
-# The CI subset: every [Conformance] test of these areas (NetworkPolicy has none in this
-# release). A test added to one of them upstream joins the subset at the next release.
+# The CI subset: every [Conformance] test of these areas, 64 at v1.36.3 (NetworkPolicy has
+# none in this release; the ConfigMap and Secret volume tests of sig-storage are left out for
+# time). A test added to one of them upstream joins the subset at the next release.
 CI_FOCUS = (r"\[sig-network\] (DNS|Services) .*\[Conformance\]"
             r"|\[sig-node\] (Pods|ConfigMap|Secrets) .*\[Conformance\]"
-            r"|\[sig-storage\] (ConfigMap|Secrets) .*\[Conformance\]"
             r"|\[sig-cli\] Kubectl client .*\[Conformance\]"
             r"|NetworkPolicy.*\[Conformance\]")
 CI_PROCS = 3
