@@ -13,8 +13,13 @@ MOLECULE_SCENARIOS ?= node_tuning etcd apiserver_lb
 # Artifacts the roles use; `make artifacts ARTIFACTS=` (empty) builds every entry of
 # lab/artifacts/versions.yml. Cold on 2 cores: etcd ~1 min, Kubernetes ~7.5 min, Calico ~4 min; cached: 0.
 ARTIFACTS ?= etcd kubernetes calico coredns metrics-server
+# The conformance suite's binaries (e2e.test, ginkgo, agnhost): not for `make site`; built by
+# `make conformance` and the test tier. Cold on 2 cores: about 12 min; cached: 0.
+TEST_ARTIFACTS ?= kubernetes-test
+# Arguments for bench/run_conformance.py, e.g. CONFORMANCE_ARGS="--nodes 2 --focus '\[sig-network\].*\[Conformance\]'"
+CONFORMANCE_ARGS ?=
 
-.PHONY: help bootstrap artifacts images lab-up lab-down lab-status site test unit lint molecule integration bench bench-speed bench-add-worker bench-scale
+.PHONY: help bootstrap artifacts images conformance-build conformance lab-up lab-down lab-status site test unit lint molecule integration bench bench-speed bench-add-worker bench-scale
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -28,6 +33,10 @@ artifacts: bootstrap ## Build upstream binaries for the mirror (cached by versio
 images: bootstrap ## Build the lab's host, ToR and mirror images, and the registry's images (cached)
 	./lab/host-images/build
 	$(BIN)/python lab/registry-images/build
+
+conformance-build: bootstrap ## Build the conformance suite (e2e.test, ginkgo) and its images (cached)
+	$(BIN)/python lab/artifacts/build $(TEST_ARTIFACTS)
+	$(BIN)/python lab/registry-images/build --images lab/registry-images/conformance.yml
 
 lab-up: artifacts images ## Bring the lab IDC up
 	$(BIN)/python lab/lab --idc $(LAB_IDC) up
@@ -47,7 +56,7 @@ test: bootstrap ## Every test tier, with a table of their times at the end
 	@mkdir -p $(dir $(TIERS)); rm -f $(TIERS)
 	./scripts/timed $(TIERS) unit $(MAKE) unit
 	./scripts/timed $(TIERS) lint $(MAKE) lint
-	./scripts/timed $(TIERS) build $(MAKE) artifacts images
+	./scripts/timed $(TIERS) build $(MAKE) artifacts images conformance-build
 	./scripts/timed $(TIERS) molecule $(MAKE) molecule
 	./scripts/timed $(TIERS) integration $(MAKE) integration
 	@./scripts/timed $(TIERS) --report
@@ -72,6 +81,9 @@ molecule: ## molecule test for each scenario on lab hosts
 
 integration: ## End-to-end tests against real components in the lab
 	$(BIN)/pytest -q -rs tests/integration
+
+conformance: conformance-build ## Every non-serial [Conformance] test on the converged lab (make site first): bench/results/conformance.{xml,md}
+	$(BIN)/python bench/run_conformance.py --idc $(LAB_IDC) $(CONFORMANCE_ARGS)
 
 bench: artifacts images ## Measure lab start-up, converge, no-op re-run and restore times
 	$(BIN)/python bench/run_foundation.py
