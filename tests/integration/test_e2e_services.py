@@ -114,4 +114,6 @@ def test_lookups_keep_succeeding_with_a_coredns_pod_deleted(cluster):
     # and the Deployment replaces the pod
     wait_for("CoreDNS back to 2 available", lambda: (cluster["apps"].read_namespaced_deployment(
         "coredns", "kube-system").status.available_replicas or 0) >= 2, 120)
-    assert victim.metadata.name not in {p.metadata.name for p in coredns_pods(cluster)}
+    # the deleted pod may still be terminating (CoreDNS's 5 s lameduck, then the grace period)
+    wait_for("the deleted CoreDNS pod to be gone", lambda: victim.metadata.name not in {
+        p.metadata.name for p in coredns_pods(cluster)}, 120)
