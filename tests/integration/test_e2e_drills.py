@@ -153,6 +153,10 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
                                p.status.container_statuses[0].container_id.split("//")[1],
                                p.status.container_statuses[0].restart_count) for p in pods}
     tasks_before = {node: containerd_tasks(node) for node in {v[1] for v in before.values()}}
+    # which pod each task belongs to, for the message if one of them changes
+    names = {s.container_id.split("//")[1]: f"{p.metadata.namespace}/{p.metadata.name}/{s.name}"
+             for p in core.list_pod_for_all_namespaces().items
+             for s in (p.status.container_statuses or []) if s.container_id}
     for _uid, (name, node, _ip, cid, _) in before.items():
         assert tasks_before[node][cid][1] == "RUNNING", (name, tasks_before[node])
 
@@ -212,7 +216,7 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
     for node, tasks in tasks_before.items():
         now = containerd_tasks(node)
         for cid, (pid, status) in tasks.items():
-            assert now.get(cid) == (pid, status), (node, cid, now.get(cid))
+            assert now.get(cid) == (pid, status), (node, names.get(cid, "a pod sandbox"), cid, now.get(cid))
     # the pods answered throughout the outage
     assert FIGURES["drill"]["probes"] > 2 * 40, logs
     assert FIGURES["drill"]["failed_probes"] == 0, [x for v in logs.values() for x in v if x.endswith("FAIL")]
