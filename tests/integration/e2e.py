@@ -68,6 +68,7 @@ def converged_cluster(tmp_dir):
         kubeconfig = os.path.expanduser(f"~/.idcloud/{CLUSTER}/admin.conf")
         api = config.new_client_from_config(config_file=kubeconfig)
         yield {"idc": idc, "desc": desc, "recap": recap, "logs": logs, "api": api, "check_fresh": check_fresh,
+               "kubeconfig": kubeconfig,
                "core": client.CoreV1Api(api), "apps": client.AppsV1Api(api),
                "discovery": client.DiscoveryV1Api(api), "egress_mark": egress_mark}
     finally:
