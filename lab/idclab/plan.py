@@ -231,6 +231,10 @@ class LabPlan:
             # own and the hosts' systemds removed each other's cgroups (seen: every
             # `podman exec` then failed). See files/idcloud-lab-cgroups for the cgroup paths.
             args += ["--privileged", "-v", f"{SSH_KEY}.pub:/root/.ssh/authorized_keys:ro"]
+            if ctr.kind == "host" and self.mirror:
+                # the IDC's resolver and search domain, as an IDC's hosts have them (not
+                # podman's): kubelet passes the search domain on to every pod
+                args += ["--dns", self.mirror["address"], "--dns-search", self.dns_zone()]
             if ctr.kind == "mirror":
                 args += ["-v", f"{MIRROR_ROOT}:/srv/mirror:ro", MIRROR_IMAGE]
             else:

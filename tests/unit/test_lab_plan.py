@@ -103,7 +103,10 @@ def test_run_args_of_a_router_a_host_and_the_mirror():
     host = p.run_args(p.container("cp1"))
     assert "--privileged" in host and "tl-cp1-containerd:/var/lib/containerd:suid,dev" in host
     assert host[-2:] == ["localhost/idcloud-node:bookworm", "/sbin/init"]
+    # hosts resolve through the lab's IDC resolver with its zone as their search domain
+    assert host[host.index("--dns") + 1] == "10.9.1.250" and host[host.index("--dns-search") + 1] == "tl.idc"
     mirror = p.run_args(p.container("mirror"))
+    assert "--dns" not in mirror and "--dns" not in tor
     assert mirror[-2:] == ["localhost/idcloud-mirror:bookworm", "/sbin/init"]
     assert any(a.endswith("/artifacts:/srv/mirror:ro") for a in mirror)
 
@@ -227,7 +230,9 @@ def test_mirror_resolver_answers_only_the_labs_zone_with_every_host_tor_and_the_
         "10.9.1.250 mirror.tl.idc"]
     corefile = p.dns_corefile()
     # one server block, for the zone only, on the mirror's address; nothing forwarded
-    assert corefile.count("{\n") == 2 and "tl.idc:53 {" in corefile
+    assert corefile.count("{\n") == 3 and "tl.idc:53 {" in corefile
+    # unknown names of the zone: NXDOMAIN (after the hosts plugin falls through)
+    assert "fallthrough" in corefile and "template ANY ANY tl.idc {\n        rcode NXDOMAIN" in corefile
     assert "bind 10.9.1.250" in corefile and "hosts /etc/idcloud-dns/hosts tl.idc" in corefile
     assert "forward " not in corefile and "resolv.conf" not in corefile
     assert "ExecStart=/srv/mirror/coredns/v1.15.0/bin/linux/amd64/coredns -conf /etc/idcloud-dns/Corefile\n" \
