@@ -40,7 +40,7 @@ class Mirror:
         with open(ARTIFACT_VERSIONS) as f:
             coredns_version = yaml.safe_load(f)["coredns"]["version"]
         cut = "---8<---\n"
-        dns = self.plan.dns_corefile() + cut + self.plan.dns_hosts() + cut + self.plan.dns_unit(coredns_version)
+        dns = self.plan.dns_corefile() + cut + self.plan.dns_zonefile() + cut + self.plan.dns_unit(coredns_version)
         proc = run.script(cname, "mirror-dns.sh", input=dns)
         if proc.returncode != 0:
             raise LabError(f"DNS on the mirror did not start in {cname}: {proc.stderr.strip()}")

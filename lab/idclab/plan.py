@@ -419,10 +419,15 @@ class LabPlan:
         """The zone the mirror's resolver answers for: <lab name>.idc."""
         return f"{self.name}.{DNS_DOMAIN}"
 
-    def dns_hosts(self):
-        """The zone's records, hosts-file lines: every host of the description, its ToRs and the mirror."""
+    def dns_zonefile(self):
+        """The zone, as a zone file: SOA and NS (the mirror), then an A record for every host of
+        the description, each ToR and the mirror. Being authoritative for it, the resolver
+        answers NXDOMAIN for a name of the zone that is not here."""
         zone = self.dns_zone()
-        lines = [f"{c.address} {c.hostname}.{zone}" for c in self.containers if c.kind in ("host", "tor", "mirror")]
+        lines = [f"$ORIGIN {zone}.", "$TTL 60",
+                 f"@ IN SOA mirror.{zone}. hostmaster.{zone}. 1 3600 600 86400 60",
+                 f"@ IN NS mirror.{zone}."]
+        lines += [f"{c.hostname} IN A {c.address}" for c in self.containers if c.kind in ("host", "tor", "mirror")]
         return "\n".join(lines) + "\n"
 
     def dns_corefile(self):

@@ -223,17 +223,18 @@ def test_mirror_files():
 def test_mirror_resolver_answers_only_the_labs_zone_with_every_host_tor_and_the_mirror():
     p = plan()
     assert p.dns_zone() == "tl.idc"
-    assert p.dns_hosts().splitlines() == [
-        "10.9.1.254 tor-r1.tl.idc", "10.9.1.11 cp1.tl.idc", "10.9.1.12 w1.tl.idc",
-        "10.9.2.254 tor-r2.tl.idc", "10.9.2.11 cp2.tl.idc",
-        "10.9.3.254 tor-r3.tl.idc", "10.9.3.11 cp3.tl.idc",
-        "10.9.1.250 mirror.tl.idc"]
+    assert p.dns_zonefile().splitlines() == [
+        "$ORIGIN tl.idc.", "$TTL 60", "@ IN SOA mirror.tl.idc. hostmaster.tl.idc. 1 3600 600 86400 60",
+        "@ IN NS mirror.tl.idc.",
+        "tor-r1 IN A 10.9.1.254", "cp1 IN A 10.9.1.11", "w1 IN A 10.9.1.12",
+        "tor-r2 IN A 10.9.2.254", "cp2 IN A 10.9.2.11",
+        "tor-r3 IN A 10.9.3.254", "cp3 IN A 10.9.3.11",
+        "mirror IN A 10.9.1.250"]
     corefile = p.dns_corefile()
-    # one server block, for the zone only, on the mirror's address; nothing forwarded
-    assert corefile.count("{\n") == 3 and "tl.idc:53 {" in corefile
-    # unknown names of the zone: NXDOMAIN (after the hosts plugin falls through)
-    assert "fallthrough" in corefile and "template ANY ANY tl.idc {\n        rcode NXDOMAIN" in corefile
-    assert "bind 10.9.1.250" in corefile and "hosts /etc/idcloud-dns/hosts tl.idc" in corefile
+    # one server block, for the zone only, on the mirror's address, authoritative (NXDOMAIN
+    # for a name no host has); nothing forwarded
+    assert corefile.count("{\n") == 1 and "tl.idc:53 {" in corefile
+    assert "bind 10.9.1.250" in corefile and "file /etc/idcloud-dns/zone tl.idc" in corefile
     assert "forward " not in corefile and "resolv.conf" not in corefile
     assert "ExecStart=/srv/mirror/coredns/v1.15.0/bin/linux/amd64/coredns -conf /etc/idcloud-dns/Corefile\n" \
         in p.dns_unit("v1.15.0")
