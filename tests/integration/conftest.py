@@ -15,7 +15,7 @@ from e2e import converged_cluster
 def pytest_configure(config):
     config.addinivalue_line("markers", "scale: adds hosts to the shared cluster; runs after the checks, before the drills")
     config.addinivalue_line("markers", "drill: stops real components of the shared cluster; runs last")
-    config.addinivalue_line("markers", "conformance: the conformance CI subset (in `make test`; alone: `make conformance-ci`)")
+    config.addinivalue_line("markers", "conformance: the conformance CI subset; `make conformance-ci`, out of `make test` for its budget")
     config.addinivalue_line("markers", "final: checks the whole session (egress log); runs after the drills")
 
 

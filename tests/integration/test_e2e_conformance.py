@@ -27,7 +27,7 @@ CI_FOCUS = (r"\[sig-network\] (DNS|Services) .*\[Conformance\]"
 CI_PROCS = 3
 MIN_TESTS = 40
 
-# in `make test` (the integration tier); `make conformance-ci` runs it alone
+# `make conformance-ci` (Makefile): out of `make test` for its budget (docs/conformance.md)
 pytestmark = pytest.mark.conformance
 
 
