@@ -50,7 +50,8 @@ def description(hosts, racks=RACKS):
     """An IDC description of `hosts` light hosts, spread evenly over `racks` racks.
 
     The description format needs an etcd member (an odd count): the first host has the
-    etcd role, the others are workers; the bench converges no role of either.
+    etcd role, the others are workers; the bench converges no role of either, so there is no
+    control plane and the description says it is part of a cluster (cluster.partial).
     """
     if hosts % racks:
         sys.exit(f"--sizes: {hosts} hosts do not spread evenly over {racks} racks; fix: use a multiple of {racks}")
@@ -72,7 +73,7 @@ def description(hosts, racks=RACKS):
     return {
         "plugin": "idcloud.platform.idc",
         "cluster": {"name": NAME, "pod_cidr": "10.237.0.0/18", "service_cidr": "10.237.64.0/20",
-                    "node_as": 64512},
+                    "node_as": 64512, "partial": True},
         "vars": {"idcloud_mirror_url": f"http://{base}.1.250", "node_tuning_ntp_servers": [f"{base}.1.250"]},
         # no registry: light hosts pull no images
         "lab": {"name": NAME, "mirror": {"rack": "r1", "address": f"{base}.1.250", "registry": False}},

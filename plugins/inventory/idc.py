@@ -30,6 +30,7 @@ description:
     C(idc_apiserver_url) (C(https://VIP:port), or the first control plane''s address without a VIP),
     C(idc_pod_block_size), C(idc_fixed_ip_cidr) (null without one), C(idc_advertise_service_cidr), then O(vars).'
   - The file name must end with C(idc.yml) or C(idc.yaml), for example C(idc.yml) or C(bj1.idc.yml).
+  - An empty file and a key written twice in one mapping are errors, not an empty inventory or a silently dropped value.
   - The full format reference, with every validation rule, is docs/idc-description.md in the collection.
 extends_documentation_fragment:
   - constructed
@@ -105,6 +106,12 @@ options:
         description: TCP port of O(cluster.apiserver_vip) (the HAProxy frontend on the C(lb) hosts).
         type: int
         default: 6443
+      partial:
+        description:
+          - The description is deliberately a part of a cluster, such as a test scenario for one role; it may then
+            lack C(control_plane) and C(worker) hosts, which a whole cluster must have. C(etcd) stays required.
+        type: bool
+        default: false
   vars:
     description: Variables for group C(all). Names computed by this plugin (C(idc_*)) are refused.
     type: dict
@@ -263,6 +270,7 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import (
     inventory_layout,
     parse_description,
 )
+from ansible_collections.idcloud.platform.plugins.module_utils.idc.source import source_errors
 
 
 def _trusted(value):
@@ -292,20 +300,30 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache=cache)
-        source = self._load_source(path)
+        source, text_errors = self._load_source(path)
+        errors = list(text_errors)
         try:
             description = parse_description(source)
         except IdcValidationError as exc:
-            raise AnsibleParserError(f"{path}: {exc}") from None
+            errors += exc.errors
+        if errors:
+            # a key written twice and the description's own errors, all at once
+            raise AnsibleParserError(f"{path}: {IdcValidationError(errors)}") from None
         self.set_options(direct=source, var_options=self._vars)
         self._populate(description, inventory_layout(description))
 
     def _load_source(self, path):
+        """The loaded description and the problems of its YAML text the loader hides (source_errors)."""
         # no loader cache, so meta: refresh_inventory sees edits; trusted like any inventory file
         try:
             source = self.loader.load_from_file(path, cache="none", trusted_as_template=True)
+            # the text again (decrypted when the file is vaulted): the loader keeps the last of two equal keys
+            text_errors = source_errors(self.loader.get_text_file_contents(path))
         except Exception as exc:
             raise AnsibleParserError(f"{path}: cannot read the IDC description: {exc}") from exc
+        if source is None and text_errors:
+            # an empty file: not a description of nothing (ansible.cfg: enable_plugins, docs/idc-description.md)
+            raise AnsibleParserError(f"{path}: {IdcValidationError(text_errors)}")
         if not isinstance(source, Mapping):
             raise AnsibleParserError(f"{path}: expected a mapping with plugin: {self.NAME}, got {type(source).__name__}")
         if source.get("plugin") != self.NAME:
@@ -313,7 +331,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             raise AnsibleParserError(
                 f"{path}: plugin is {source.get('plugin')!r}, not {self.NAME}; fix: set plugin: {self.NAME}"
             )
-        return source
+        return source, text_errors
 
     def _populate(self, description, layout):
         for group in layout["groups"]:

@@ -94,12 +94,13 @@ def member_list(container):
 def one_rack_description(lab_name, net, hosts, tor_as, registry=True):
     """A one-rack lab IDC on 10.<net>.1.0/24 with the mirror (and its registry, :5000) at .250.
 
-    hosts: {name: [roles]}; addresses are .11, .12, ... in the given order.
+    hosts: {name: [roles]}; addresses are .11, .12, ... in the given order. The labs made from it
+    test one role (etcd, the registry), so the description is a part of a cluster (cluster.partial).
     """
     return {
         "plugin": "idcloud.platform.idc",
         "cluster": {"name": lab_name, "pod_cidr": f"10.{net}.128.0/18", "service_cidr": f"10.{net}.192.0/20",
-                    "node_as": 64512},
+                    "node_as": 64512, "partial": True},
         "vars": {"idcloud_mirror_url": f"http://10.{net}.1.250", "idcloud_registry": f"10.{net}.1.250:5000"},
         "lab": {"name": lab_name, "mirror": {"rack": "k1", "address": f"10.{net}.1.250", "registry": registry}},
         "rooms": [{"name": "r", "racks": [{

@@ -19,8 +19,9 @@ from ansible_collections.idcloud.platform.plugins.module_utils.tor.tor_frr_confi
 LAB = "it-lab"
 DESC = {
     "plugin": "idcloud.platform.idc",
+    # the lab tool under test builds no cluster: no control plane (cluster.partial)
     "cluster": {"name": LAB, "pod_cidr": "10.214.128.0/18", "service_cidr": "10.214.192.0/20",
-                "node_as": 64512},
+                "node_as": 64512, "partial": True},
     "lab": {"name": LAB, "mirror": {"rack": "a", "address": "10.214.1.250"}},
     "rooms": [{"name": "r", "racks": [
         {"name": "a", "subnet": "10.214.1.0/24", "gateway": "10.214.1.1",

@@ -20,7 +20,11 @@ from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_net
     CalicoPlanError,
     plan_network,
 )
-from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import inventory_layout, parse_description
+from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import (
+    IdcValidationError,
+    inventory_layout,
+    parse_description,
+)
 from ansible_collections.idcloud.platform.plugins.module_utils.tor.tor_frr_config import render_tor_frr, tor_frr_configs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -276,8 +280,13 @@ def test_tor_configs_of_the_lab_description():
 def test_two_racks_cannot_share_a_tor_name():
     data = lab_data()
     data["rooms"][0]["racks"][1]["tor"]["name"] = "tor-r1"
+    # the description refuses it first (test_idc_description.py); the plan still checks a model made in Python
+    with pytest.raises(IdcValidationError, match="duplicate ToR name tor-r1"):
+        parse_description(data)
+    model = parse_description(lab_data())
+    model.rack("r2").tor_name = "tor-r1"
     with pytest.raises(CalicoPlanError, match="tor-r1 is also the ToR of rack r1"):
-        tor_frr_configs(parse_description(data))
+        tor_frr_configs(model)
 
 
 # -- the filters, fed as the playbook feeds them ---------------------------------------------

@@ -149,12 +149,21 @@ def test_plugin_options_are_accepted_at_top_level(desc):
     parse_description(desc)
 
 
+def ipv6(data):
+    """The description as a single-stack IPv6 cluster: rack 10.10.N.0/24 becomes fd00:10:N::/64."""
+    data["cluster"].update(pod_cidr="fd00:244::/56", service_cidr="fd00:96::/112")
+    for room in data["rooms"]:
+        for r in room["racks"]:
+            octet = r["subnet"].split(".")[2]
+            r.update(subnet=f"fd00:10:{octet}::/64", gateway=f"fd00:10:{octet}::1")
+            r["tor"]["peer"] = f"fd00:10:{octet}::fe"
+            for h in r["hosts"]:
+                h["address"] = f"fd00:10:{octet}::{h['address'].split('.')[3]}"
+    return data
+
+
 def test_ipv6_racks_validate(desc):
-    a01(desc).update(subnet="fd00:10:1::/64", gateway="fd00:10:1::1")
-    a01(desc)["tor"]["peer"] = "fd00:10:1::fe"
-    m1(desc)["address"] = "fd00:10:1::11"
-    a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
-    assert parse_description(desc).host("m1").address == "fd00:10:1::11"
+    assert parse_description(ipv6(desc)).host("m1").address == "fd00:10:1::11"
 
 
 @pytest.mark.parametrize("path", ["inventories/lab/idc.yml", "inventories/sample/idc.yml"])
@@ -732,6 +741,7 @@ def test_location_group_names_are_normalised(desc):
 
 
 def test_addresses_are_normalised(desc):
+    ipv6(desc)
     a01(desc).update(subnet="fd00:10:1:0::/64", gateway="fd00:10:1:0:0::1")
     a01(desc)["tor"]["peer"] = "FD00:10:1::FE"
     m1(desc)["address"] = "fd00:10:1:0::11"
@@ -786,14 +796,13 @@ def test_without_any_control_plane_the_url_is_empty(desc):
         for r in room["racks"]:
             for h in r["hosts"]:
                 h["roles"] = [role for role in h["roles"] if role != "control_plane"] or ["worker"]
+    # a cluster without control planes is only valid as a deliberate part of one
+    desc["cluster"]["partial"] = True
     assert all_vars_of(desc)["idc_apiserver_url"] == ""
 
 
 def test_ipv6_control_plane_url_is_bracketed(desc):
-    a01(desc).update(subnet="fd00:10:1::/64", gateway="fd00:10:1::1")
-    a01(desc)["tor"]["peer"] = "fd00:10:1::fe"
-    m1(desc)["address"] = "fd00:10:1::11"
-    a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
+    ipv6(desc)
     assert all_vars_of(desc)["idc_apiserver_url"] == "https://[fd00:10:1::11]:6443"
 
 
@@ -1061,3 +1070,266 @@ def test_lab_description_moved_to_another_network_stays_valid():
     text = (REPO / "inventories/lab/idc.yml").read_text().replace("10.210.", "10.219.")
     model = parse_description(yaml.safe_load(text))
     assert model.rack("r2").tor_uplink == {"address": "10.219.0.12/24", "peer": "10.219.0.1", "as": 65000}
+
+
+# -- no input crashes the validation; the whole-description rules of issue 12 -----------------
+
+
+@pytest.mark.parametrize("name", [0, 7, -1, True, None, [], ["lb1"], {"a": 1}, 1.5, "", "LB1", "lb_1", "lb1.", "a" * 300])
+@pytest.mark.parametrize("role", ["lb", "etcd"])
+def test_an_invalid_host_name_in_a_counted_role_is_an_error_not_a_crash(desc, name, role):
+    # the lb and etcd rules list their hosts by name: an lb host named 0 used to raise TypeError
+    # ("sequence item 0: expected str instance, NoneType found") instead of naming the field
+    with_lb_pair(desc)
+    a01(desc)["hosts"][2]["roles"] = [role]
+    a01(desc)["hosts"][2]["name"] = name
+    if role == "etcd":
+        m1(desc)["roles"] = ["control_plane"]  # m2, m3 and the renamed host: 3 members
+    errors = errors_of(desc)
+    assert errors[0].startswith("rooms[room-a].racks[a01].hosts[") and "].name: " in errors[0], errors
+
+
+def test_a_counted_host_without_a_valid_name_is_named_by_its_path(desc):
+    with_lb_pair(desc, second_rack=2, second_address="10.10.3.22")
+    a01(desc)["hosts"][2]["name"] = 0
+    errors = errors_of(desc)
+    assert errors[0] == ("rooms[room-a].racks[a01].hosts[2].name: expected a non-empty string, got an integer 0; "
+                         "fix: use a string, e.g. m1")
+    assert errors[1].startswith("role lb: the lb hosts are in 2 racks (rooms[room-a].racks[a01].hosts[2] in rack a01, "
+                                "lb2 in rack b01)")
+
+
+def strip_role(data, role):
+    for room in data["rooms"]:
+        for r in room["racks"]:
+            for h in r["hosts"]:
+                h["roles"] = [x for x in h["roles"] if x != role] or ["ceph_mgr"]
+    return data
+
+
+def test_a_cluster_needs_control_plane_hosts(desc):
+    assert only_error(strip_role(desc, "control_plane")) == (
+        "role control_plane: no host has it, and a Kubernetes cluster cannot work without it; fix: give the "
+        "control_plane role to 3 hosts (kube-apiserver, controller-manager and scheduler), ideally in different racks; "
+        "a description that is deliberately part of a cluster (a test scenario for one role) says so with "
+        "cluster.partial: true")
+
+
+def test_a_cluster_needs_worker_hosts(desc):
+    assert only_error(strip_role(desc, "worker")) == (
+        "role worker: no host has it, and a Kubernetes cluster cannot work without it; fix: give the worker role to "
+        "the hosts that run the pods: without one, CoreDNS and every workload stay Pending; a description that is "
+        "deliberately part of a cluster (a test scenario for one role) says so with cluster.partial: true")
+
+
+def test_partial_descriptions_may_leave_out_control_plane_and_workers(desc):
+    strip_role(strip_role(desc, "worker"), "control_plane")
+    assert len(errors_of(copy.deepcopy(desc))) == 2
+    desc["cluster"]["partial"] = True
+    assert [h.roles for h in parse_description(desc).hosts] == [["etcd"], ["ceph_mgr"], ["etcd"], ["ceph_mon", "ceph_osd"],
+                                                                ["etcd"]]
+    # etcd stays required: the quorum rule is not lifted
+    strip_role(desc, "etcd")
+    assert only_error(desc).startswith("role etcd: no host has it; fix:")
+
+
+@pytest.mark.parametrize("value", ["yes", 1, "true", []])
+def test_partial_is_a_boolean(desc, value):
+    desc["cluster"]["partial"] = value
+    assert only_error(desc).startswith("cluster.partial: expected a boolean, got ")
+
+
+def test_lb_hosts_need_control_plane_hosts_even_in_a_partial_description(desc):
+    strip_role(with_lb_pair(desc), "control_plane")
+    desc["cluster"]["partial"] = True
+    assert only_error(desc) == (
+        "role lb: 2 hosts (lb1, lb2) have it, and no host has control_plane; fix: give the control_plane role to the "
+        "hosts that run kube-apiserver: HAProxy on the lb hosts sends to them and has no backend without one; "
+        "or remove the lb role")
+
+
+def test_two_tors_cannot_share_a_name(desc):
+    desc["rooms"][1]["racks"][0]["tor"]["name"] = "tor-a01"
+    assert only_error(desc) == (
+        "rooms[room-b].racks[b01].tor.name: duplicate ToR name tor-a01 (also at rooms[room-a].racks[a01].tor.name); "
+        "fix: give every rack's ToR its own name (without tor.name it is tor-<rack>)")
+
+
+def test_a_tor_name_clashes_with_another_racks_default_name(desc):
+    del a01(desc)["tor"]["name"]  # tor-a01 by default
+    desc["rooms"][1]["racks"][0]["tor"]["name"] = "tor-a01"
+    assert only_error(desc).startswith("rooms[room-b].racks[b01].tor.name: duplicate ToR name tor-a01 (also at "
+                                       "rooms[room-a].racks[a01].tor.name)")
+
+
+def test_a_tor_cannot_be_named_like_a_host(desc):
+    a01(desc)["tor"]["name"] = "w1"
+    assert only_error(desc) == (
+        "rooms[room-a].racks[a01].tor.name: ToR name w1 is also the name of host rooms[room-a].racks[a01].hosts[w1]; "
+        "fix: rename the ToR or the host: switches and servers share one name space (DNS, the lab's containers)")
+
+
+def test_one_spine_has_one_as(desc):
+    uplink(desc, 0)
+    uplink(desc, 2, address="10.10.0.13/24", spine_as=65001)
+    assert only_error(desc) == (
+        "rooms[room-b].racks[b01].tor.uplink.as: AS 65001 for spine 10.10.0.1, but rooms[room-a].racks[a01].tor.uplink "
+        "gives that spine AS 65000; fix: one router has one AS: use as: 65000 on every uplink to 10.10.0.1, or the "
+        "spine's real AS on all of them")
+    # two spines, each with its own AS, are a valid fabric
+    uplink(desc, 2, address="10.10.0.13/24", peer="10.10.0.2", spine_as=65001)
+    assert parse_description(desc).rack("b01").tor_uplink["as"] == 65001
+
+
+def test_one_uplink_segment_has_one_prefix(desc):
+    uplink(desc, 0)
+    uplink(desc, 2, address="10.10.0.13/25")
+    assert only_error(desc) == (
+        "rooms[room-b].racks[b01].tor.uplink.address: the uplink network 10.10.0.0/25 overlaps 10.10.0.0/24 of "
+        "rooms[room-a].racks[a01].tor.uplink; fix: one segment has one prefix: write it the same on every ToR "
+        "(e.g. 10.10.0.13/24), or use segments that do not overlap")
+    # separate segments (each ToR its own point-to-point link) are fine
+    uplink(desc, 0, address="10.10.0.0/31", peer="10.10.0.1")
+    uplink(desc, 2, address="10.10.0.2/31", peer="10.10.0.3")
+    assert parse_description(desc).rack("b01").tor_uplink["peer"] == "10.10.0.3"
+
+
+def test_a_spine_address_cannot_be_another_tors_uplink_address(desc):
+    uplink(desc, 0)
+    uplink(desc, 2, address="10.10.0.13/24", peer="10.10.0.11")
+    assert only_error(desc) == (
+        "rooms[room-b].racks[b01].tor.uplink.peer: 10.10.0.11 is the uplink address of the ToR at "
+        "rooms[room-a].racks[a01].tor.uplink; fix: use the spine router's address: a ToR cannot peer with another "
+        "ToR's uplink address")
+
+
+def test_the_spine_as_is_no_tors_as(desc):
+    uplink(desc, 0, spine_as=65103)  # rack b01's ToR
+    assert only_error(desc) == (
+        "rooms[room-a].racks[a01].tor.uplink.as: AS 65103 is the AS of ToR tor-b01 (rooms[room-b].racks[b01].tor.as); "
+        "fix: give the spine an AS no ToR has: the spine drops every route from a ToR in its own AS as an AS-path loop")
+
+
+def test_tors_with_uplinks_have_their_own_as(desc):
+    desc["rooms"][1]["racks"][0]["tor"]["as"] = 65101
+    parse_description(desc)  # without uplinks two ToRs in one AS exchange nothing: fine
+    uplink(desc, 0)
+    uplink(desc, 2, address="10.10.0.13/24")
+    assert only_error(desc) == (
+        "rooms[room-b].racks[b01].tor.as: AS 65101 is also the AS of rooms[room-a].racks[a01].tor.as, and both ToRs "
+        "have an uplink; fix: give every ToR with an uplink its own AS: a ToR drops the routes of another rack in its "
+        "AS as an AS-path loop (no allowas-in), so the two racks' pods cannot reach each other")
+
+
+FAMILY_FIX = ("the cluster is single-stack, so the pod and service networks, every rack subnet, the uplinks and the VIP "
+              "share one address family (node addresses, kube-apiserver's service network and the BGP sessions to the "
+              "ToRs all use it)")
+
+
+def test_service_network_in_the_pod_networks_family(desc):
+    desc["cluster"]["service_cidr"] = "fd00:96::/112"
+    assert only_error(desc) == (
+        f"cluster.service_cidr: fd00:96::/112 is IPv6, but cluster.pod_cidr 10.244.0.0/16 is IPv4; fix: use IPv4 here "
+        f"too: {FAMILY_FIX}")
+
+
+def test_an_ipv6_rack_in_an_ipv4_cluster(desc):
+    a01(desc).update(subnet="fd00:10:1::/64", gateway="fd00:10:1::1")
+    a01(desc)["tor"]["peer"] = "fd00:10:1::fe"
+    m1(desc)["address"] = "fd00:10:1::11"
+    a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
+    assert only_error(desc) == (
+        f"rooms[room-a].racks[a01].subnet: fd00:10:1::/64 is IPv6, but cluster.pod_cidr 10.244.0.0/16 is IPv4; fix: "
+        f"use IPv4 here too: {FAMILY_FIX}")
+
+
+def test_an_ipv4_rack_in_an_ipv6_cluster(desc):
+    ipv6(desc)
+    desc["rooms"][1]["racks"][0] = rack("b01", 3, [host("m3", "10.10.3.11", ["etcd", "control_plane"])])
+    assert only_error(desc).startswith(
+        "rooms[room-b].racks[b01].subnet: 10.10.3.0/24 is IPv4, but cluster.pod_cidr fd00:244::/56 is IPv6; fix: use "
+        "IPv6 here too")
+
+
+def test_an_ipv6_uplink_in_an_ipv4_cluster(desc):
+    uplink(desc, 0, address="fd00:ff::11/64", peer="fd00:ff::1")
+    assert only_error(desc).startswith(
+        "rooms[room-a].racks[a01].tor.uplink.address: fd00:ff::11/64 is IPv6, but cluster.pod_cidr 10.244.0.0/16 is "
+        "IPv4; fix: use IPv4 here too")
+
+
+def test_an_external_ipv4_vip_in_an_ipv6_cluster(desc):
+    ipv6(desc)["cluster"]["apiserver_vip"] = "10.10.9.10"
+    assert only_error(desc).startswith(
+        "cluster.apiserver_vip: 10.10.9.10 is IPv4, but cluster.pod_cidr fd00:244::/56 is IPv6; fix: use IPv6 here too")
+
+
+def test_without_a_pod_network_the_service_network_sets_the_family(desc):
+    desc["cluster"]["pod_cidr"] = "not a cidr"
+    a01(desc).update(subnet="fd00:10:1::/64", gateway="fd00:10:1::1")
+    a01(desc)["tor"]["peer"] = "fd00:10:1::fe"
+    m1(desc)["address"] = "fd00:10:1::11"
+    a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
+    errors = errors_of(desc)
+    assert errors[0].startswith("cluster.pod_cidr: expected a CIDR")
+    assert errors[1].startswith("rooms[room-a].racks[a01].subnet: fd00:10:1::/64 is IPv6, but cluster.service_cidr "
+                                "10.96.0.0/16 is IPv4")
+    assert len(errors) == 2
+
+
+# -- every description the repository ships or generates stays valid ---------------------------
+
+
+def _module(name, relative):
+    import importlib.util
+    import sys
+
+    for extra in ("tests/integration", "lab"):
+        if str(REPO / extra) not in sys.path:
+            sys.path.insert(0, str(REPO / extra))
+    spec = importlib.util.spec_from_file_location(f"_generated_{name}", REPO / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def generated_descriptions():
+    """The descriptions the integration tests and the benches write, built by their own code (no lab runs)."""
+    e2e = _module("e2e", "tests/integration/e2e.py")
+    lab = e2e._moved(yaml.safe_load((REPO / "inventories/lab/idc.yml").read_text()))
+    yield "e2e._moved", lab
+    yield "e2e.grown_description", e2e.grown_description(lab)
+    helpers = _module("lab_helpers", "tests/integration/lab_helpers.py")
+    members = _module("test_etcd_membership", "tests/integration/test_etcd_membership.py")
+    yield "test_etcd_membership 3", members.description({"m1", "m2", "m3"})
+    yield "test_etcd_membership 5", members.description({"m1", "m2", "m3", "m4", "m5"})
+    for name in ("test_etcd_provided_ca", "test_lab", "test_lab_registry"):
+        yield name, _module(name, f"tests/integration/{name}.py").DESC
+    restart = _module("test_restart_interrupted", "tests/integration/test_restart_interrupted.py")
+    yield "test_restart_interrupted", helpers.one_rack_description(
+        restart.LAB, helpers.lab_net(restart.LAB), {h: ["etcd"] for h in restart.HOSTS}, tor_as=65317, registry=False)
+    scale = _module("run_scale", "bench/run_scale.py")
+    for hosts in (5, 50, 250):
+        yield f"run_scale {hosts}", scale.description(hosts)
+    worker = _module("run_scale_worker", "bench/run_scale_worker.py")
+    for workers in (1, 5, 20):
+        grown = worker.description(workers)
+        worker.add_worker(grown, worker.racks(grown)[0])
+        yield f"run_scale_worker {workers}+1", grown
+
+
+def test_every_generated_description_validates():
+    names = []
+    for name, data in generated_descriptions():
+        parse_description(data)
+        names.append(name)
+    assert len(names) == 14
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in REPO.glob("molecule/*/idc.yml")))
+def test_molecule_descriptions_validate_as_deliberate_parts(path):
+    data = yaml.safe_load((REPO / path).read_text())
+    parse_description(data)
+    # each scenario tests one role: without cluster.partial its missing roles are errors
+    del data["cluster"]["partial"]
+    assert all(e.startswith(("role control_plane: no host has it", "role worker: no host has it")) for e in errors_of(data))

@@ -239,11 +239,69 @@ def test_invalid_description_adds_nothing(write):
     ("plugin: ansible.builtin.constructed\n", "plugin is 'ansible.builtin.constructed', not idcloud.platform.idc"),
     ("all:\n  hosts: {a: {}}\n", "plugin is None, not idcloud.platform.idc"),
     ("- plugin: idcloud.platform.idc\n", "expected a mapping with plugin: idcloud.platform.idc, got"),
-    ("", "expected a mapping with plugin: idcloud.platform.idc, got"),
+    ("", "(file): is empty (no YAML document, or only comments)"),
 ])
 def test_files_that_are_not_descriptions(write, text, expected):
     with pytest.raises(AnsibleParserError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         parse(write(text))
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# the description of bj1, to be written\n", "---\n", "---\n# nothing yet\n", "~\n"])
+def test_an_empty_file_is_an_error_naming_the_file(write, text):
+    path = write(text)
+    with pytest.raises(AnsibleParserError) as info:
+        parse(path)
+    assert str(info.value.message) == (
+        f"{path}: the IDC description has 1 error:\n"
+        "  - (file): is empty (no YAML document, or only comments); fix: write the IDC description in it, starting "
+        "with plugin: idcloud.platform.idc, cluster: and rooms:, or remove the file from the inventory sources")
+
+
+def test_a_key_written_twice_is_an_error_naming_the_key_and_its_lines(write):
+    text = DESCRIPTION.replace("          - {name: m2, address: 10.10.2.11,",
+                               "          - {name: m2, address: 10.10.2.99, address: 10.10.2.11,")
+    text = text.replace("cluster: {name: t1,", "cluster: {name: t0, name: t1,")
+    with pytest.raises(AnsibleParserError) as info:
+        parse(write(text))
+    message = str(info.value.message)
+    assert "the IDC description has 2 errors:" in message
+    assert ("  - cluster.name: key 'name' is written twice in one mapping (lines 2 and 2); fix: keep one of them: "
+            "YAML keeps only the last value and silently drops the first") in message
+    assert "  - rooms[room-b].racks[b01].hosts[m2].address: key 'address' is written twice in one mapping (lines 26 and 26)" \
+        in message
+
+
+def test_duplicate_keys_and_description_errors_are_reported_together(write):
+    text = BROKEN.replace("plugin: idcloud.platform.idc\n", "plugin: idcloud.platform.idc\nvars: {}\n")
+    with pytest.raises(AnsibleParserError) as info:
+        parse(write(text))
+    message = str(info.value.message)
+    assert "the IDC description has 3 errors:" in message
+    assert "  - vars: key 'vars' is written twice in one mapping (lines 2 and 4)" in message
+    assert "unknown role 'wroker'" in message
+
+
+def test_a_duplicate_key_in_a_vault_encrypted_description(write):
+    secret = VaultSecret(b"s3cret")
+    text = DESCRIPTION.replace("  ntp_servers: [10.0.0.123]\n", "  ntp_servers: [10.0.0.123]\n  ntp_servers: []\n")
+    path = write(VaultLib([("default", secret)]).encrypt(text.encode()).decode(), "bj1.idc.yml")
+    loader = DataLoader()
+    loader.set_vault_secrets([("default", secret)])
+    with pytest.raises(AnsibleParserError, match=r"vars\.ntp_servers: key 'ntp_servers' is written twice in one mapping"):
+        parse(path, loader)
+
+
+def test_the_repository_ansible_cfg_fails_on_an_empty_description(repo_root, ansible_env, tmp_path):
+    # ansible.builtin.ini, were it enabled, would take the file the idc plugin refuses as an empty inventory
+    env = {k: v for k, v in ansible_env.items() if k not in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH")}
+    if not (repo_root / "collections" / "ansible_collections" / "idcloud" / "platform").exists():
+        pytest.skip("collections/ansible_collections/idcloud/platform is made by scripts/bootstrap")
+    empty = tmp_path / "idc.yml"
+    empty.write_text("# nothing yet\n")
+    result = subprocess.run([ansible_command("ansible-inventory"), "-i", str(empty), "--list"], cwd=repo_root, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0, result.stdout
+    assert "(file): is empty" in result.stderr
 
 
 def test_unknown_keys_are_errors_but_plugin_options_are_not(write):

@@ -14,6 +14,7 @@ module_utils/<domain>/<plugin name>.py); the code is split by concern:
   model.py         the dataclasses and the names of roles, groups and variables
   validation.py    parse_description and the per-field readers
   cross_checks.py  the rules that need the whole description
+  source.py        the file's YAML text: an empty file, a key written twice
   layout.py        inventory_layout and hosts_from_hostvars
 """
 

@@ -41,7 +41,7 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.model import 
 _TOP_KEYS = ("cluster", "vars", "lab", "rooms")
 _CLUSTER_KEYS = (
     "name", "pod_cidr", "service_cidr", "node_as", "domain", "apiserver_vip", "apiserver_port",
-    "pod_block_size", "fixed_ip_cidr", "advertise_service_cidr",
+    "pod_block_size", "fixed_ip_cidr", "advertise_service_cidr", "partial",
 )
 _ROOM_KEYS = ("name", "racks")
 _RACK_KEYS = ("name", "subnet", "gateway", "tor", "hosts")
@@ -143,10 +143,12 @@ class _Checker(CrossChecks, FieldReader):
         cluster = self.take(data, "cluster", "", self.mapping, "{name: bj1-prod, pod_cidr: ..., service_cidr: ..., node_as: 64512}")
         name = pod = service = node_as = vip = fixed = None
         domain, port = DEFAULT_DOMAIN, DEFAULT_APISERVER_PORT
-        block_size, advertise = DEFAULT_POD_BLOCK_SIZE, False
+        block_size, advertise, partial = DEFAULT_POD_BLOCK_SIZE, False, False
         if cluster is not None:
             name, pod, service, node_as, domain, vip, port = self.cluster(cluster)
             block_size, fixed, advertise = self.pod_network(cluster, pod)
+            # a deliberate part of a cluster (a molecule scenario for one role): no required roles
+            partial = bool(self.take(cluster, "partial", "cluster", self.boolean, "true", required=False))
         all_vars = self.take(data, "vars", "", self.variables, "{ntp_servers: [10.0.0.1]}", required=False)
         lab = self.take(data, "lab", "", self.mapping, "{name: idlab}", required=False)
         rooms = []
@@ -163,7 +165,8 @@ class _Checker(CrossChecks, FieldReader):
             apiserver_vip=str(vip) if vip else None, apiserver_port=port,
             pod_block_size=block_size, fixed_ip_network=fixed, advertise_service_cidr=advertise,
         )
-        self.cross_checks(desc, pod, service, vip, cluster is not None and cluster.get("apiserver_vip") is not None)
+        self.cross_checks(desc, pod, service, vip, cluster is not None and cluster.get("apiserver_vip") is not None,
+                          partial)
         self.bgp_checks(desc, pod, service, fixed)
         return desc
 
