@@ -71,6 +71,7 @@ class Lab:
         fabric.route_racks_without_nat()
         fabric.accept_pod_traffic()
         fabric.contain_egress()
+        fabric.log_host_netfilter()
         for ctr in plan.containers:
             hosts.ensure_container(ctr, state)
             self.save_state(state)
