@@ -18,9 +18,11 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import ( 
     IdcValidationError,
     parse_description,
 )
+from ansible_collections.idcloud.platform.plugins.module_utils.idc.source import source_errors  # noqa: E402
 from ansible_collections.idcloud.platform.plugins.module_utils.tor.tor_frr_config import (  # noqa: E402
     render_tor_frr,
     tor_frr_configs,
 )
 
-__all__ = ["CalicoPlanError", "IdcValidationError", "parse_description", "render_tor_frr", "tor_frr_configs"]
+__all__ = ["CalicoPlanError", "IdcValidationError", "parse_description", "render_tor_frr", "source_errors",
+           "tor_frr_configs"]

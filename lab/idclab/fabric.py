@@ -86,6 +86,11 @@ class Fabric:
                 if rule not in kept:
                     run.iptables("mangle", "-I", builtin, "1", *rule)
 
+    def log_host_netfilter(self):
+        """The hosts' own netfilter logs (network_guard's refusals) reach the VM's kernel log, as a real host's would."""
+        if self.run.log_all_netns():
+            log("kernel: net.netfilter.nf_log_all_netns=1 (the lab hosts' netfilter LOG rules write to the kernel log)")
+
     def remove_egress_containment(self):
         """Remove this lab's jumps and its two chains; every other rule stays as it is."""
         run = self.run

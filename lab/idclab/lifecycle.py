@@ -9,6 +9,7 @@ import time
 import yaml
 
 from .common import LAB_DIR, LabError, logger
+from .description import source_errors
 from .fabric import Fabric
 from .hosts import Hosts
 from .mirror import Mirror
@@ -24,9 +25,17 @@ def load_plan(idc_path):
     idc_path = os.path.abspath(idc_path)
     try:
         with open(idc_path) as f:
-            data = yaml.safe_load(f) or {}
+            text = f.read()
     except OSError as exc:
         raise LabError(f"{idc_path}: {exc.strerror}; fix: pass an IDC description with --idc")
+    # what the inventory plugin refuses, the lab refuses too: an empty file, a key written twice
+    problems = source_errors(text)
+    if problems:
+        raise LabError(f"{idc_path} is not a valid IDC description:\n" + "\n".join(f"- {p}" for p in problems))
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise LabError(f"{idc_path} is not YAML: {exc}; fix: correct the line it names") from exc
     return LabPlan.from_data(data, idc_path)
 
 
@@ -71,6 +80,7 @@ class Lab:
         fabric.route_racks_without_nat()
         fabric.accept_pod_traffic()
         fabric.contain_egress()
+        fabric.log_host_netfilter()
         for ctr in plan.containers:
             hosts.ensure_container(ctr, state)
             self.save_state(state)

@@ -106,6 +106,25 @@ class Runner:
         except OSError:
             return False
 
+    @staticmethod
+    def log_all_netns():
+        """Let netfilter LOG rules of every network namespace write to the kernel log.
+
+        The kernel logs only the initial namespace's by default (net.netfilter.nf_log_all_netns
+        0); a lab host is a namespace, a real host is not. Returns whether it was changed.
+        """
+        path = "/proc/sys/net/netfilter/nf_log_all_netns"
+        try:
+            with open(path) as f:
+                if f.read().strip() == "1":
+                    return False
+            with open(path, "w") as f:
+                f.write("1\n")
+        except OSError as e:
+            raise LabError(f"cannot set {path} to 1 ({e}): the lab hosts' netfilter logs (network_guard) "
+                           "would not reach the kernel log; fix: run `lab up` as root on the VM") from e
+        return True
+
     # --- the kernel log ----------------------------------------------------------------
     @staticmethod
     def read_kmsg():

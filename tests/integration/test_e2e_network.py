@@ -8,8 +8,10 @@ from kubernetes import client
 from e2e import (
     FIGURES,
     FIXED_POD,
+    LAB,
     block_affinities,
     ctr,
+    hosts_with,
     pod_http,
     rack_of,
     racks,
@@ -19,7 +21,7 @@ from e2e import (
     web_pods,
     worker_addresses,
 )
-from lab_helpers import playbook, podman_exec
+from lab_helpers import egress_log, kmsg_mark, playbook, podman_exec
 
 
 def test_every_node_peers_with_its_own_rack_tor(cluster):
@@ -121,3 +123,74 @@ def test_pod_in_one_rack_reaches_a_pod_in_another(cluster):
     back = pod_http(cluster, pod_b, pod_a.status.pod_ip)
     assert pod_a.metadata.name in back, back
     FIGURES["cross_rack"] = f"{pod_a.metadata.name} ({rack_a}) <-> {pod_b.metadata.name} ({rack_b})"
+
+
+# --- packets for the cluster's ranges that nothing answers die in the lab (docs/air-gap.md)
+PROBE = """
+import socket, sys
+s = socket.socket(); s.settimeout(5)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2]))); print("connected")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("timeout")
+"""
+
+
+def _guard_count(host):
+    out = podman_exec(ctr(host), "nft", "-j", "list", "counter", "inet", "idcloud_guard", "untranslated").stdout
+    return next(i["counter"]["packets"] for i in json.loads(out)["nftables"] if "counter" in i)
+
+
+def _unused_service_address(cluster):
+    """An address of the service network that no Service holds."""
+    used = {s.spec.cluster_ip for s in cluster["core"].list_service_for_all_namespaces().items}
+    net = ipaddress.ip_network(cluster["desc"]["cluster"]["service_cidr"])
+    return next(str(a) for a in reversed(list(net.hosts())) if str(a) not in used)
+
+
+def test_an_unused_service_address_is_refused_at_the_host(cluster):
+    desc = cluster["desc"]
+    address = _unused_service_address(cluster)
+    # a worker (kube-proxy there programs every Service) and a control-plane host (no kube-proxy)
+    hosts = [sorted(worker_addresses(desc))[0], hosts_with(desc, "control_plane")[0]["name"]]
+    mark = kmsg_mark()
+    seen = {}
+    for host in hosts:
+        before = _guard_count(host)
+        probe = podman_exec(ctr(host), "python3", "-c", PROBE, address, "4711").stdout.strip()
+        seen[host] = {"probe": probe, "counted": _guard_count(host) - before}
+    FIGURES["network_guard"] = {"address": address, "hosts": seen}
+    # refused at once (a TCP reset from the host itself), and counted by the guard
+    assert all(s["probe"] == "refused" and s["counted"] >= 1 for s in seen.values()), seen
+    # nothing reached the lab's containment on the VM
+    to_it = [line for line in egress_log(LAB, since=mark) if f"DST={address} " in line]
+    assert to_it == [], to_it
+
+
+def test_an_unclaimed_pod_address_dies_at_the_tor(cluster):
+    desc = cluster["desc"]
+    pod = ipaddress.ip_network(desc["cluster"]["pod_cidr"])
+    service = desc["cluster"]["service_cidr"]
+    worker = sorted(worker_addresses(desc))[0]
+    rack = rack_of(desc, worker)
+    claimed = [ipaddress.ip_network(p) for p in tor_routes(desc, rack)]
+    address = next(str(a) for a in reversed(list(pod.hosts())) if not any(a in c for c in claimed))
+    for r in racks(desc):
+        if not any(h for h in r.get("hosts", []) if "worker" in h["roles"]):
+            continue
+        tor = ctr(r["tor"]["name"])
+        blackholes = podman_exec(tor, "ip", "-4", "route", "show", "type", "blackhole").stdout
+        # both ranges, installed in the ToR's kernel by FRR's staticd
+        assert {str(pod), service} <= {line.split()[1] for line in blackholes.splitlines()}, (r["name"], blackholes)
+        chosen = json.loads(podman_exec(tor, "vtysh", "-c", f"show ip route {address} json").stdout)
+        best = [route for routes in chosen.values() for route in routes if route.get("selected")]
+        assert [(b["prefix"], b["protocol"], b["distance"]) for b in best] == [(str(pod), "static", 250)], chosen
+    # a worker's packet for it goes to its ToR by the pod route and ends there
+    mark = kmsg_mark()
+    probe = podman_exec(ctr(worker), "python3", "-c", PROBE, address, "4712").stdout.strip()
+    FIGURES["tor_null_route"] = {"address": address, "probe_from": worker, "probe": probe}
+    assert probe == "timeout", probe
+    to_it = [line for line in egress_log(LAB, since=mark) if f"DST={address} " in line]
+    assert to_it == [], to_it

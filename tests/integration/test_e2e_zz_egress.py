@@ -6,11 +6,12 @@ fabric.contain_egress): a component that tried usage.projectcalico.org, an upstr
 registry or a public resolver shows up there. Marker `final` (conftest.py) runs this after
 the drills, so it covers the whole tier; a fixture teardown could not fail the run.
 
-The log is read in two parts. Drops to addresses outside the cluster's pod and service
-networks are something trying to leave the IDC: none is allowed. Drops to addresses inside
-them are packets for a pod or Service address that nothing answered (an aggregated API's
-endpoint that just went away, a Service the proxy has not programmed yet) which left a host
-by its default route instead of dying there: a known gap, tracked by its own test below.
+The log is read in two parts, to say which kind of failure it is. Drops to addresses
+outside the cluster's pod and service networks are something trying to leave the IDC.
+Drops to addresses inside them are packets for a pod or Service address that nothing
+answered which left a host by its default route instead of dying on the way: the hosts
+refuse untranslated service addresses (roles/network_guard) and the ToRs null-route both
+ranges (tor_frr_config). Neither kind is allowed.
 """
 import ipaddress
 
@@ -44,12 +45,8 @@ def test_the_lab_logged_no_egress_outside_the_cluster_during_the_session(cluster
                            f"{_summary(outside)}")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known gap: a packet for a pod or Service address that nothing answers leaves a lab host by "
-    "its default route (control-plane hosts reaching a metrics-server endpoint that just went "
-    "away, a worker sending to a Service kube-proxy has not programmed yet) and dies at the "
-    "VM's containment instead of at the host; the fix is a drop of untranslated packets for "
-    "those ranges on the hosts and a null route for the pod network on the ToRs"))
 def test_no_packet_for_the_cluster_ranges_left_a_host(cluster):
     inside, _ = _drops(cluster)
-    assert inside == [], f"{len(inside)} drops to the pod or service network (src, dst, proto, port): {_summary(inside)}"
+    assert inside == [], (f"{len(inside)} drops to the pod or service network (src, dst, proto, port): "
+                          f"{_summary(inside)}; the host's guard (nft list counter inet idcloud_guard "
+                          "untranslated) or the ToR's null route should have stopped them")

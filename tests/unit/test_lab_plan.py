@@ -341,3 +341,28 @@ def test_only_the_runner_runs_commands_and_only_description_imports_the_collecti
         collection = "plugins.module_utils" in source
         assert collection == (path.name == "description.py"), f"{path.name}: import the collection via description.py"
         assert "sys.exit(" not in source, f"{path.name}: raise LabError; only cli.py ends the program"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", "is empty"),
+    ("# nothing but a comment\n", "is empty"),
+    ("plugin: idcloud.platform.idc\ncluster: {name: a}\ncluster: {name: b}\n", "cluster"),
+])
+def test_lab_refuses_what_the_inventory_plugin_refuses(tmp_path, text, expected):
+    bad = tmp_path / "idc.yml"
+    bad.write_text(text)
+    from idclab.lifecycle import load_plan
+
+    with pytest.raises(LabError) as info:
+        load_plan(str(bad))
+    assert str(info.value).startswith(f"{bad} is not a valid IDC description:\n- ")
+    assert expected in str(info.value)
+
+
+def test_lab_names_a_yaml_syntax_error(tmp_path):
+    bad = tmp_path / "idc.yml"
+    bad.write_text("cluster: [unclosed\n")
+    from idclab.lifecycle import load_plan
+
+    with pytest.raises(LabError, match=r"(?s)is not YAML: .*line 1, column 10.*fix: correct the line it names"):
+        load_plan(str(bad))

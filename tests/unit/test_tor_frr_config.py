@@ -17,6 +17,7 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import (
     parse_description,
 )
 from ansible_collections.idcloud.platform.plugins.module_utils.tor.tor_frr_config import (
+    NULL_ROUTE_DISTANCE,
     TorConfigError,
     hosts_from_description,
     render_tor_frr,
@@ -51,10 +52,35 @@ def test_blocks_of_one_address_need_no_second_prefix_rule():
         "ip prefix-list SERVERS-IN seq 10 permit 10.233.0.0/18 ge 32 le 32"]
 
 
-def test_a_service_cidr_is_taken_only_when_advertised():
-    assert "10.233.64.0/20" not in render_tor_frr(**RACK, service_cidr="10.233.64.0/20")
-    text = render_tor_frr(**RACK, service_cidr="10.233.64.0/20", advertise_service_cidr=True)
+def test_a_service_cidr_is_accepted_only_when_advertised():
+    quiet = render_tor_frr(**RACK, service_cidr="10.233.64.0/20",
+                           uplink={"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000})
+    assert not re.findall(r"^ip prefix-list .*10\.233\.64\.0/20.*$", quiet, re.M)
+    text = render_tor_frr(**RACK, service_cidr="10.233.64.0/20", advertise_service_cidr=True,
+                          uplink={"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000})
     assert "ip prefix-list SERVERS-IN seq 30 permit 10.233.64.0/20\n" in text
+    assert "ip prefix-list FABRIC seq 20 permit 10.233.64.0/20\n" in text
+
+
+def test_the_cluster_ranges_are_null_routed_below_every_protocol():
+    text = render_tor_frr(**RACK, service_cidr="10.233.64.0/20")
+    statics = re.findall(r"^ip route .*$", text, re.M)
+    assert statics == [f"ip route 10.233.0.0/18 blackhole {NULL_ROUTE_DISTANCE}",
+                       f"ip route 10.233.64.0/20 blackhole {NULL_ROUTE_DISTANCE}"]
+    # above eBGP (20) and iBGP (200): a learned block or an advertised service route wins
+    assert 200 < NULL_ROUTE_DISTANCE < 255
+    # zebra needs the statics outside the BGP block, and nothing redistributes them
+    assert text.index("ip route 10.233.0.0/18") < text.index("router bgp ")
+    assert "redistribute" not in text
+    # without a service network only the pod network is null-routed
+    assert re.findall(r"^ip route .*$", render_tor_frr(**RACK), re.M) == [
+        f"ip route 10.233.0.0/18 blackhole {NULL_ROUTE_DISTANCE}"]
+
+
+def test_a_bad_service_cidr_is_refused_even_when_not_advertised():
+    with pytest.raises(TorConfigError) as info:
+        render_tor_frr(**RACK, service_cidr="10.233.64.1/20")
+    assert [error.split(":")[0] for error in info.value.errors] == ["service_cidr"]
 
 
 def test_every_problem_at_once_as_a_tor_error():

@@ -5,7 +5,10 @@
 The design is docs/calico-bgp.md, the Calico side of it module_utils/calico/calico_network_plan.py:
 a ToR peers over eBGP with the Calico nodes of its rack (one peer group, AS node_as), takes
 only their /block_size pod blocks and the /32s of fixed addresses, announces nothing down,
-and passes the pod routes to the spine when the rack has an uplink. render_tor_frr() writes
+and passes the pod routes to the spine when the rack has an uplink. The pod and service
+networks are null-routed on the ToR at distance NULL_ROUTE_DISTANCE, below every routing
+protocol: a packet for an address that no pod block's BGP route claims dies at the ToR
+instead of following the ToR's default route out of the rack. render_tor_frr() writes
 one ToR's configuration; tor_frr_configs() those of a parsed IDC description (the lab's ToR
 containers), tor_frr_configs_for_hosts() those of inventory hosts (playbooks/tor_config.yml).
 Same input, same bytes.
@@ -22,12 +25,18 @@ from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_net
 from ansible_collections.idcloud.platform.plugins.module_utils.common.fields import DEFAULT_BLOCK_SIZE
 
 __all__ = [
+    "NULL_ROUTE_DISTANCE",
     "TorConfigError",
     "hosts_from_description",
     "render_tor_frr",
     "tor_frr_configs",
     "tor_frr_configs_for_hosts",
 ]
+
+
+# The administrative distance of the null routes: above eBGP's (20), iBGP's (200) and every
+# IGP's, so any learned route for a part of the range wins over them.
+NULL_ROUTE_DISTANCE = 250
 
 
 class TorConfigError(CalicoPlanError):
@@ -46,7 +55,9 @@ def render_tor_frr(rack, tor_name, tor_as, tor_peer, node_as, node_addresses, po
     """The FRR 8.4 configuration of one ToR: the rack's servers, and the spine when there is an uplink.
 
     node_addresses: the addresses of the rack's Calico nodes. uplink: {"address":
-    "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000} or None. Same input, same bytes.
+    "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000} or None. service_cidr, when given, is
+    null-routed like the pod network; advertise_service_cidr also accepts it from the servers
+    (and passes it to the spine). Same input, same bytes.
     """
     err = TorReader()
     size = err.block_size(block_size, "block_size")
@@ -58,8 +69,9 @@ def render_tor_frr(rack, tor_name, tor_as, tor_peer, node_as, node_addresses, po
     if local_as is not None and local_as == servers_as:
         err.fail(f"rack {rack} tor_as", f"AS {local_as} is node_as", "give the ToR its own AS: nodes and ToRs peer over eBGP")
     service = None
-    if advertise_service_cidr:
+    if service_cidr is not None or advertise_service_cidr:
         service = err.cidr(service_cidr, "service_cidr", "10.96.0.0/16")
+    advertised = service if advertise_service_cidr else None
     servers = [err.ipv4(address, f"rack {rack} node address") for address in node_addresses or []]
     servers = sorted({address for address in servers if address is not None})
     if router_id is not None and router_id in servers:
@@ -87,12 +99,12 @@ def render_tor_frr(rack, tor_name, tor_as, tor_peer, node_as, node_addresses, po
     ]
     if size != 32:
         lines.append(f"ip prefix-list SERVERS-IN seq 20 permit {pod} ge 32 le 32")
-    if service is not None:
-        lines.append(f"ip prefix-list SERVERS-IN seq 30 permit {service}")
+    if advertised is not None:
+        lines.append(f"ip prefix-list SERVERS-IN seq 30 permit {advertised}")
     if spine is not None:
         lines.append(f"ip prefix-list FABRIC seq 10 permit {pod} ge {size} le 32")
-        if service is not None:
-            lines.append(f"ip prefix-list FABRIC seq 20 permit {service}")
+        if advertised is not None:
+            lines.append(f"ip prefix-list FABRIC seq 20 permit {advertised}")
     lines += [
         "!",
         "route-map SERVERS-IN permit 10",
@@ -114,7 +126,13 @@ def render_tor_frr(rack, tor_name, tor_as, tor_peer, node_as, node_addresses, po
             "exit",
             "!",
         ]
+    # not redistributed: BGP announces only what the servers announced
+    lines.append("! what no pod block (or advertised Service route) claims dies here, not by the default route")
+    lines.append(f"ip route {pod} blackhole {NULL_ROUTE_DISTANCE}")
+    if service is not None:
+        lines.append(f"ip route {service} blackhole {NULL_ROUTE_DISTANCE}")
     lines += [
+        "!",
         f"router bgp {local_as}",
         f" bgp router-id {router_id}",
         " bgp log-neighbor-changes",
