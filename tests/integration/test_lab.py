@@ -73,7 +73,12 @@ def bridge(net):
 # own uplink here), an unanswered service address (the cluster DNS's), a pod address no
 # node has (the ToR hands it to its default route: the VM), and the VM's DNS on the
 # rack gateway (a payload that is no DNS query). (address, port) of each, UDP.
-PROBES = [("198.51.100.1", 9), ("10.214.192.10", 53), ("10.214.130.1", 9), ("10.214.1.1", 53)]
+# logged at the VM: the outside, a service address (no network_guard on these hosts: no
+# playbook runs here), the VM's gateway address
+PROBES = [("198.51.100.1", 9), ("10.214.192.10", 53), ("10.214.1.1", 53)]
+# a pod address that no block claims: the host's pod route takes it to its ToR, whose null
+# route for the pod network ends it there, so it never reaches the VM
+POD_PROBE = ("10.214.130.1", 9)
 
 
 def probe(container, address, port):
@@ -184,6 +189,10 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         assert set(bgp_neighbours(f"{LAB}-tor-b")) == {"10.214.0.1", "10.214.2.11"}
         bgp = podman_exec(f"{LAB}-tor-b", "vtysh", "-c", "show running-config").stdout
         assert "router bgp 65402" in bgp
+        # both ToRs null-route the pod and service networks (FRR's staticd installs them)
+        for tor in ("tor-a", "tor-b"):
+            blackholes = podman_exec(f"{LAB}-{tor}", "ip", "-4", "route", "show", "type", "blackhole").stdout
+            assert {"10.214.128.0/18", "10.214.192.0/20"} <= {line.split()[1] for line in blackholes.splitlines()}, blackholes
 
         # hosts: the pod CIDR via their rack's ToR, at every boot; the default route stays
         for host, tor, gateway in (("ha", "10.214.1.254", "10.214.1.1"), ("hb", "10.214.2.254", "10.214.2.1")):
@@ -216,7 +225,7 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         # the drop rule is confirmed in place
         check_containment()
         probe_mark = kmsg_mark()
-        for address, port in PROBES:
+        for address, port in PROBES + [POD_PROBE]:
             probe(f"{LAB}-ha", address, port)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -224,6 +233,8 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
             if len(logged) >= len(PROBES):
                 break
             time.sleep(0.5)
+        time.sleep(1)  # the pod probe had the same time to be logged, and must not be
+        logged = [log_fields(line) for line in egress_log(LAB, since=probe_mark)]
         assert sorted((f["DST"], int(f["DPT"])) for f in logged) == sorted(PROBES), logged
         assert all(f["SRC"] == "10.214.1.11" for f in logged), logged
         # the VM's gateway address is the VM itself (INPUT: no OUT), the rest would be routed out
