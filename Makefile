@@ -79,8 +79,9 @@ lint: ## ruff, ansible-lint (production profile), ansible-test sanity, changelog
 molecule: ## molecule test for each scenario on lab hosts
 	set -e; for s in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$s; done
 
+# --durations: each test's setup/call/teardown time over 5 s in the log, to see where the tier goes
 integration: ## End-to-end tests against real components in the lab
-	$(BIN)/pytest -q -rsx -m "not conformance" tests/integration
+	$(BIN)/pytest -q -rsx --durations=0 --durations-min=5 -m "not conformance" tests/integration
 
 # Out of `make test` for its budget: with the subset in it, `make test` took 48 min (integration
 # 40 min) on 2026-12-03, over the 45 min the suite must stay under (docs/conformance.md). Its
