@@ -31,6 +31,24 @@ def libc_lookup(cluster, pod, name):
     return m.group(1) if m else None
 
 
+def resolve(cluster, pod, name, address, timeout=60):
+    """nslookup a name from a pod until the answer holds the address; fail with the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = sh(cluster, pod, f"nslookup {name}")
+        if address in addresses(answer):
+            return answer
+        assert time.monotonic() < deadline, f"{name} did not resolve to {address} in {timeout}s; last:\n{answer}"
+        time.sleep(2)
+
+
+def ready_in_slice(cluster, service, address):
+    slices = cluster["discovery"].list_namespaced_endpoint_slice(
+        NS, label_selector=f"kubernetes.io/service-name={service}").items
+    return any(address in e.addresses and e.conditions and e.conditions.ready
+               for s in slices for e in s.endpoints or [])
+
+
 def coredns_pods(cluster):
     return cluster["core"].list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items
 
@@ -66,6 +84,10 @@ def test_cluster_service_headless_pod_and_idc_names_resolve_from_a_pod(cluster):
     core.create_namespaced_pod(NS, target)
     try:
         pod_ip = wait_for("dns-target to run", lambda: core.read_namespaced_pod("dns-target", NS).status.pod_ip, 120)
+        # CoreDNS serves the pod's record only once the EndpointSlice has it ready; a lookup before
+        # that gets NXDOMAIN, which CoreDNS's cache then keeps for a while: wait for the real state
+        wait_for(f"the dns-headless EndpointSlice to list {pod_ip} ready", lambda: ready_in_slice(
+            cluster, "dns-headless", pod_ip), 120)
         kubernetes_ip = core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
         web_ip = core.read_namespaced_service("web", NS).spec.cluster_ip
         mirror = desc["lab"]["mirror"]["address"]
@@ -81,10 +103,7 @@ def test_cluster_service_headless_pod_and_idc_names_resolve_from_a_pod(cluster):
             f"{hosts_with(desc, 'worker')[0]['name']}.{desc['lab']['name']}.idc": hosts_with(desc, "worker")[0]["address"],
         }
         for name, address in expected.items():
-            # the headless record appears once the EndpointSlice has the pod
-            answer = wait_for(f"{name} to resolve to {address}",
-                              lambda name=name, address=address: (lambda a: a if address in addresses(a) else None)(
-                                  sh(cluster, web, f"nslookup {name}")), 60, 2)
+            answer = resolve(cluster, web, name, address)
             assert addresses(answer) == {address}, (name, answer)
         # air-gapped: a name outside the cluster and the IDC resolves nowhere
         outside = sh(cluster, web, "nslookup example.com; echo rc=$?")
