@@ -73,7 +73,8 @@ class Runner:
 
     # --- iptables --------------------------------------------------------------------
     def iptables(self, table, *args, check=True):
-        res = subprocess.run(["iptables", "-t", table, *args], text=True, capture_output=True)
+        # -w: wait for the xtables lock; two labs may come up or go down at the same time
+        res = subprocess.run(["iptables", "-w", "-t", table, *args], text=True, capture_output=True)
         if check and res.returncode != 0:
             raise LabError(f"iptables -t {table} {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
         return res

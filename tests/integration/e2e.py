@@ -1,8 +1,10 @@
 """The end-to-end lab: one Kubernetes cluster for the whole session, and what reads it.
 
-The description is inventories/lab/idc.yml itself (3 etcd + control-plane hosts, the LB
-pair with the VIP, 2 workers, the etcd spares, the mirror with its registry), moved to
-10.219.x so it cannot meet the main lab. conftest.py's session fixture `cluster` brings
+The description is inventories/lab/idc.yml (3 etcd + control-plane hosts, the LB pair with
+the VIP, 2 workers, the mirror with its registry), moved to 10.219.x so it cannot meet the
+main lab, without its 3 etcd spares: no e2e test reads them, they cost every full site.yml
+run here about a tenth of its time (make test's budget, issue 9), and molecule's etcd
+scenario forms a spare cluster and restores onto it. conftest.py's session fixture `cluster` brings
 it up once: `lab up`, site.yml --check on the fresh hosts, the first converge; every
 test_e2e_* module reads that one cluster, and the drills (marker `drill`) run last.
 Everything here reads real state: the Node objects the kubelets report, the kubernetes
@@ -49,6 +51,9 @@ def converged_cluster(tmp_dir):
         desc = _moved(yaml.safe_load(f))
     desc["cluster"]["name"] = CLUSTER
     desc["lab"]["name"] = LAB
+    for rack in racks(desc):
+        rack["hosts"] = [h for h in rack["hosts"] if h["roles"] != ["etcd_spare"]]
+    assert not hosts_with(desc, "etcd_spare"), "a host with etcd_spare and another role: keep it, or drop the role"
     idc = write_inventory(tmp_dir, desc)
     logs = os.path.join(tmp_dir, "logs")
     os.makedirs(logs)

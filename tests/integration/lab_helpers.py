@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -55,6 +56,21 @@ def write_inventory(directory, description):
     return path
 
 
+# Facts gathered in this test session, one cache per lab name (see lab_env); a new session
+# starts empty, so no fact of yesterday's lab, or of the main lab's cp1, is ever read here.
+FACTS = tempfile.mkdtemp(prefix="idcloud-test-facts-")
+
+
+def lab_env(idc):
+    """ENV with a fact cache of the lab's own: two labs may have hosts of the same name (m1 in
+    two etcd labs, cp1 in the e2e lab and the main lab), and facts gathered on one must never
+    be read for the other. Keyed by the lab's name, so a grown copy of a description (the
+    scale and move tests) shares its lab's facts."""
+    with open(idc) as f:
+        name = yaml.safe_load(f)["lab"]["name"]
+    return dict(ENV, ANSIBLE_CACHE_PLUGIN_CONNECTION=os.path.join(FACTS, name))
+
+
 def lab(idc, command):
     proc = subprocess.run([sys.executable, LAB, "--idc", idc, command], cwd=REPO, env=ENV,
                           text=True, capture_output=True)
@@ -66,7 +82,7 @@ def run_playbook(idc, name, *extra, log=None):
     """Run a playbook; return (returncode, {host: (ok, changed, unreachable, failed)}, log)."""
     proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", idc,
                            os.path.join(REPO, "playbooks", name), *extra],
-                          cwd=REPO, env=ENV, text=True, capture_output=True)
+                          cwd=REPO, env=lab_env(idc), text=True, capture_output=True)
     if log:
         with open(log, "w") as f:
             f.write(proc.stdout + proc.stderr)

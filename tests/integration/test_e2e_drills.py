@@ -34,7 +34,7 @@ from e2e import (
     web_pods,
     worker_addresses,
 )
-from lab_helpers import ENV, REPO, lab, playbook, podman_exec, write_inventory
+from lab_helpers import ENV, REPO, lab, lab_env, playbook, podman_exec, write_inventory
 
 pytestmark = pytest.mark.drill
 
@@ -70,7 +70,7 @@ def test_stopping_bird_withdraws_routes_and_is_flagged(cluster):
         FIGURES["bird_down_routes_gone_s"] = round(time.monotonic() - started, 1)
         proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", cluster["idc"],
                                os.path.join(REPO, "playbooks", "inspect_network.yml")],
-                              cwd=REPO, env=ENV, text=True, capture_output=True)
+                              cwd=REPO, env=lab_env(cluster["idc"]), text=True, capture_output=True)
         with open(os.path.join(cluster["logs"], "inspect-down.log"), "w") as f:
             f.write(proc.stdout + proc.stderr)
         assert proc.returncode != 0, "the inspection did not fail with BIRD down"

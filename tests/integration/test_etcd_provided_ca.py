@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from lab_helpers import BIN, ENV, REPO, lab, lab_net, one_rack_description, podman_exec, write_inventory
+from lab_helpers import BIN, REPO, lab, lab_env, lab_net, one_rack_description, podman_exec, write_inventory
 
 LAB = "it-ca"
 DESC = one_rack_description(LAB, lab_net(LAB), {"ca1": ["etcd"]}, tor_as=65501, registry=False)
@@ -27,7 +27,7 @@ def make_ca(directory):
 def run_etcd(idc, *extra):
     return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", idc,
                            os.path.join(REPO, "playbooks", "etcd.yml"), *extra],
-                          cwd=REPO, env=ENV, text=True, capture_output=True)
+                          cwd=REPO, env=lab_env(idc), text=True, capture_output=True)
 
 
 def test_provided_ca_signs_the_members_and_a_missing_one_is_refused(tmp_path):

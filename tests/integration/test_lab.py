@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from lab_helpers import ENV, REPO, egress_log, kmsg_mark, lab, log_fields, podman_exec, write_inventory
+from lab_helpers import ENV, REPO, egress_log, kmsg_mark, lab, lab_env, log_fields, podman_exec, write_inventory
 
 sys.path.insert(0, os.path.join(REPO, "collections"))
 from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import parse_description  # noqa: E402
@@ -161,7 +161,7 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         assert "10.214.1.11/24" in addr
         assert podman_exec(f"{LAB}-ha", "hostname").stdout.strip() == "ha"
         assert podman_exec(f"{LAB}-hb", "systemctl", "is-system-running").stdout.strip() in ("running", "degraded")
-        ping = subprocess.run(["ansible", "-i", idc, "all", "-m", "ansible.builtin.ping"], env=ENV, text=True,
+        ping = subprocess.run(["ansible", "-i", idc, "all", "-m", "ansible.builtin.ping"], env=lab_env(idc), text=True,
                               capture_output=True)
         assert ping.returncode == 0 and ping.stdout.count("pong") == 2, ping.stdout + ping.stderr
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab_helpers import BIN, ENV, REPO, lab, lab_net, one_rack_description, playbook, podman_exec, write_inventory
+from lab_helpers import BIN, REPO, lab, lab_env, lab_net, one_rack_description, playbook, podman_exec, write_inventory
 
 LAB = "it-restart"
 HOSTS = ["m1", "m2", "m3"]
@@ -61,7 +61,7 @@ def run_until_first_member_restarted(idc, log, timeout=600):
     out = open(log, "w")
     proc = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), "-i", idc,
                              os.path.join(REPO, "playbooks", "etcd.yml"), "-e", "etcd_snapshot_count=12345"],
-                            cwd=REPO, env=dict(ENV, PYTHONUNBUFFERED="1"), stdout=out, stderr=subprocess.STDOUT,
+                            cwd=REPO, env=dict(lab_env(idc), PYTHONUNBUFFERED="1"), stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True)
     snapshot = re.compile(r"^TASK \[idcloud\.platform\.service_restart : Snapshot the cluster before restarting (\S+)\]",
                           re.M)
