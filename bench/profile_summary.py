@@ -7,6 +7,7 @@ profile_tasks prints, under each TASK banner, a line ending in "(0:00:01.234)": 
 duration of the task before it. Summing those by task and by role gives where a run's
 time went (the same task name in two plays counts once per play run).
 """
+
 import argparse
 import collections
 import re
@@ -39,7 +40,7 @@ def main():
             h, mnt, s = m.groups()
             stamps.append(int(h) * 3600 + int(mnt) * 60 + float(s))
     # stamps[i] is printed under names[i] and measures names[i-1]
-    pairs = list(zip(names[:-1], stamps[1:len(names)]))
+    pairs = list(zip(names[:-1], stamps[1 : len(names)]))
     by_task, by_role = collections.Counter(), collections.Counter()
     for name, secs in pairs:
         by_task[name] += secs

@@ -14,6 +14,7 @@ the selected tests) and <out>.md (passed, failed, skipped, time, and every failu
 message). Exit status: 0 when no selected test failed, 1 otherwise, 2 when the suite could
 not run. docs/conformance.md says what the run needs and lists the known failures.
 """
+
 import argparse
 import datetime
 import json
@@ -40,9 +41,15 @@ CONFORMANCE = r"\[Conformance\]"
 NOT_SERIAL = r"\[Serial\]|\[Disruptive\]"
 # the suite's registries, as named in k8s.io/kubernetes test/utils/image/manifest.go, and the
 # repository prefix each takes in the lab's registry (the repositories of conformance.yml)
-REPO_LIST = {"promoterE2eRegistry": "e2e-test-images", "buildImageRegistry": "build-image",
-             "gcRegistry": "k8s", "gcEtcdRegistry": "k8s", "sigStorageRegistry": "sig-storage",
-             "dockerLibraryRegistry": "library", "cloudProviderGcpRegistry": "cloud-provider-gcp"}
+REPO_LIST = {
+    "promoterE2eRegistry": "e2e-test-images",
+    "buildImageRegistry": "build-image",
+    "gcRegistry": "k8s",
+    "gcEtcdRegistry": "k8s",
+    "sigStorageRegistry": "sig-storage",
+    "dockerLibraryRegistry": "library",
+    "cloudProviderGcpRegistry": "cloud-provider-gcp",
+}
 
 
 def log(msg):
@@ -75,8 +82,12 @@ def select_cases(root, focus, skip):
     cases = []
     for case in root.iter("testcase"):
         name = case.get("name", "")
-        if name.startswith("[SynchronizedBeforeSuite]") or name.startswith("[SynchronizedAfterSuite]") \
-                or name.startswith("[ReportAfterSuite]") or name.startswith("[BeforeSuite]"):
+        if (
+            name.startswith("[SynchronizedBeforeSuite]")
+            or name.startswith("[SynchronizedAfterSuite]")
+            or name.startswith("[ReportAfterSuite]")
+            or name.startswith("[BeforeSuite]")
+        ):
             # the suite's own set-up: counted only when it failed (then nothing ran)
             if case.find("failure") is not None or case.find("error") is not None:
                 cases.append((case, name, "failed"))
@@ -112,13 +123,20 @@ def failure_text(case):
 
 def write_results(out, cases, counts, meta):
     """<out>.xml: a JUnit document of the selected cases; <out>.md: the table."""
-    suite = ET.Element("testsuite", name="Kubernetes e2e suite (conformance)",
-                       tests=str(counts["total"]), failures=str(counts["failed"]),
-                       skipped=str(counts["skipped"]), errors="0", time=str(counts["seconds"]))
+    suite = ET.Element(
+        "testsuite",
+        name="Kubernetes e2e suite (conformance)",
+        tests=str(counts["total"]),
+        failures=str(counts["failed"]),
+        skipped=str(counts["skipped"]),
+        errors="0",
+        time=str(counts["seconds"]),
+    )
     for case, _, _ in cases:
         suite.append(case)
-    root = ET.Element("testsuites", tests=str(counts["total"]), failures=str(counts["failed"]),
-                      time=str(counts["seconds"]))
+    root = ET.Element(
+        "testsuites", tests=str(counts["total"]), failures=str(counts["failed"]), time=str(counts["seconds"])
+    )
     root.append(suite)
     ET.indent(root)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -157,18 +175,25 @@ def run(cmd, **kwargs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--idc", default=os.path.join(REPO, "inventories", "lab", "idc.yml"),
-                        help="IDC description of the lab (cluster name, registry): %(default)s")
+    parser.add_argument(
+        "--idc",
+        default=os.path.join(REPO, "inventories", "lab", "idc.yml"),
+        help="IDC description of the lab (cluster name, registry): %(default)s",
+    )
     parser.add_argument("--kubeconfig", help="default: ~/.idcloud/<cluster name>/admin.conf")
     parser.add_argument("--registry", help="HOST:PORT of the registry to push to (default: the lab's mirror)")
-    parser.add_argument("--registry-cert-dir", help="directory with the registry's CA as ca.crt "
-                        "(default: the one `lab up` keeps)")
+    parser.add_argument(
+        "--registry-cert-dir", help="directory with the registry's CA as ca.crt (default: the one `lab up` keeps)"
+    )
     parser.add_argument("--focus", default=CONFORMANCE, help="ginkgo focus regex (default: %(default)s)")
     parser.add_argument("--skip", default=NOT_SERIAL, help="ginkgo skip regex (default: %(default)s)")
     parser.add_argument("--nodes", type=int, default=4, help="parallel ginkgo processes (default: %(default)s)")
     parser.add_argument("--timeout", default="3h", help="ginkgo's suite timeout (default: %(default)s)")
-    parser.add_argument("--out", default=os.path.join(REPO, "bench", "results", "conformance"),
-                        help="writes OUT.xml and OUT.md (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default=os.path.join(REPO, "bench", "results", "conformance"),
+        help="writes OUT.xml and OUT.md (default: %(default)s)",
+    )
     args = parser.parse_args()
 
     with open(args.idc) as f:
@@ -179,15 +204,29 @@ def main():
     registry = args.registry or plan.registry
     cert_dir = args.registry_cert_dir or os.path.join(plan.state_dir, "certs.d", registry)
     if not os.path.exists(kubeconfig):
-        sys.exit(f"--kubeconfig: {kubeconfig} does not exist; fix: converge the cluster (make site) or pass "
-                 "the admin kubeconfig")
+        sys.exit(
+            f"--kubeconfig: {kubeconfig} does not exist; fix: converge the cluster (make site) or pass "
+            "the admin kubeconfig"
+        )
     if not os.path.exists(os.path.join(cert_dir, "ca.crt")):
-        sys.exit(f"--registry-cert-dir: {cert_dir}/ca.crt does not exist; fix: bring the lab up, or pass the "
-                 "directory holding the registry's CA")
+        sys.exit(
+            f"--registry-cert-dir: {cert_dir}/ca.crt does not exist; fix: bring the lab up, or pass the "
+            "directory holding the registry's CA"
+        )
 
     run([PYTHON, os.path.join(REPO, "lab", "artifacts", "build"), ARTIFACT, "kubernetes"])
-    run([PYTHON, os.path.join(REPO, "lab", "registry-images", "build"), "--images", IMAGES,
-         "--push", registry, "--cert-dir", cert_dir])
+    run(
+        [
+            PYTHON,
+            os.path.join(REPO, "lab", "registry-images", "build"),
+            "--images",
+            IMAGES,
+            "--push",
+            registry,
+            "--cert-dir",
+            cert_dir,
+        ]
+    )
     paths = artifact_paths()
 
     with tempfile.TemporaryDirectory(prefix="idcloud-conformance-") as work:
@@ -197,12 +236,25 @@ def main():
         report_dir = os.path.join(work, "report")
         os.makedirs(report_dir)
         env = dict(os.environ, KUBE_TEST_REPO_LIST=repo_list_file, KUBECONFIG=kubeconfig)
-        cmd = [paths["ginkgo"], "run", f"--procs={args.nodes}", f"--focus={args.focus}",
-               f"--timeout={args.timeout}", "--no-color", "--silence-skips"]
+        cmd = [
+            paths["ginkgo"],
+            "run",
+            f"--procs={args.nodes}",
+            f"--focus={args.focus}",
+            f"--timeout={args.timeout}",
+            "--no-color",
+            "--silence-skips",
+        ]
         if args.skip:
             cmd.append(f"--skip={args.skip}")
-        cmd += [paths["e2e.test"], "--", f"--kubeconfig={kubeconfig}", "--provider=skeleton",
-                f"--kubectl-path={paths['kubectl']}", f"--report-dir={report_dir}"]
+        cmd += [
+            paths["e2e.test"],
+            "--",
+            f"--kubeconfig={kubeconfig}",
+            "--provider=skeleton",
+            f"--kubectl-path={paths['kubectl']}",
+            f"--report-dir={report_dir}",
+        ]
         started = time.monotonic()
         log("$ " + " ".join(cmd))
         proc = subprocess.run(cmd, env=env, cwd=work)
@@ -214,12 +266,23 @@ def main():
     counts = summarize(cases, elapsed)
     version = subprocess.run([paths["e2e.test"], "--version"], capture_output=True, text=True).stdout.strip()
     version = version.split()[-1] if version else "?"
-    write_results(args.out, cases, counts, {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "version": version, "nodes": args.nodes, "kubeconfig": kubeconfig.replace(os.path.expanduser("~"), "~"),
-        "focus": args.focus, "skip": args.skip})
-    log(f"passed {counts['passed']}, failed {counts['failed']}, skipped {counts['skipped']} of "
-        f"{counts['total']} in {counts['seconds']} s: {args.out}.md, {args.out}.xml")
+    write_results(
+        args.out,
+        cases,
+        counts,
+        {
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "version": version,
+            "nodes": args.nodes,
+            "kubeconfig": kubeconfig.replace(os.path.expanduser("~"), "~"),
+            "focus": args.focus,
+            "skip": args.skip,
+        },
+    )
+    log(
+        f"passed {counts['passed']}, failed {counts['failed']}, skipped {counts['skipped']} of "
+        f"{counts['total']} in {counts['seconds']} s: {args.out}.md, {args.out}.xml"
+    )
     with open(args.out + ".json", "w") as f:
         json.dump(counts, f, indent=2, sort_keys=True)
     return 1 if counts["failed"] else 0

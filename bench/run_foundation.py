@@ -9,6 +9,7 @@ write keys, back up, restore onto the spare. Appends one row per step to
 bench/results/foundation.csv and prints a summary. Wall-clock seconds on this machine;
 compare runs on the same kind of machine only.
 """
+
 import csv
 import datetime
 import os
@@ -20,9 +21,12 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(REPO, ".venv", "bin")
 IDC = os.path.join(REPO, "inventories", "lab", "idc.yml")
-ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"],
-           ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-           CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"))
+ENV = dict(
+    os.environ,
+    PATH=BIN + os.pathsep + os.environ["PATH"],
+    ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+    CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
+)
 RESULTS = os.path.join(REPO, "bench", "results", "foundation.csv")
 RECAP = re.compile(r"^\S+\s+: ok=\d+\s+changed=(\d+)", re.M)
 
@@ -40,8 +44,10 @@ def timed(label, cmd):
 
 def main():
     lab = [os.path.join(BIN, "python"), os.path.join(REPO, "lab", "lab"), "--idc", IDC]
+
     def play(name):
         return [os.path.join(BIN, "ansible-playbook"), "-i", IDC, os.path.join(REPO, "playbooks", name)]
+
     rows = []
     timed("lab down", lab + ["down"])
     rows.append(("lab up (images cached)",) + timed("lab up (images cached)", lab + ["up"])[:2])
@@ -49,8 +55,17 @@ def main():
     rows.append(("site.yml no-op re-run",) + timed("site.yml no-op re-run", play("site.yml"))[:2])
     rows.append(("etcd.yml no-op re-run",) + timed("etcd.yml no-op re-run", play("etcd.yml"))[:2])
     rows.append(("kubernetes.yml no-op re-run",) + timed("kubernetes.yml no-op re-run", play("kubernetes.yml"))[:2])
-    subprocess.run(["podman", "exec", "idlab-cp1", "sh", "-c",
-                    "for i in $(seq 1 300); do etcdctl-cluster put /bench/k$i v$i >/dev/null; done"], check=True)
+    subprocess.run(
+        [
+            "podman",
+            "exec",
+            "idlab-cp1",
+            "sh",
+            "-c",
+            "for i in $(seq 1 300); do etcdctl-cluster put /bench/k$i v$i >/dev/null; done",
+        ],
+        check=True,
+    )
     rows.append(("etcd_backup.yml",) + timed("etcd_backup.yml", play("etcd_backup.yml"))[:2])
     seconds, changed, out = timed("etcd_restore.yml", play("etcd_restore.yml"))
     rows.append(("etcd_restore.yml",) + (seconds, changed))

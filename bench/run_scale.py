@@ -15,6 +15,7 @@ bench/results/scale.json and each run's profile (bench/profile_summary.py) to
 bench/results/profiles/scale-*.txt. Wall-clock seconds on this machine; nothing here is
 asserted.
 """
+
 import argparse
 import csv
 import datetime
@@ -61,19 +62,41 @@ def description(hosts, racks=RACKS):
         members = []
         for i in range(1, hosts // racks + 1):
             roles = ["etcd"] if (r, i) == (1, 1) else ["worker"]
-            members.append({"name": f"r{r}h{i:02d}", "address": f"{base}.{r}.{10 + i}", "roles": roles,
-                            "size": {"cpu": 32, "memory_gib": 128}})
-        rack_list.append({"name": f"r{r}", "subnet": f"{base}.{r}.0/24", "gateway": f"{base}.{r}.1",
-                          "tor": {"name": f"tor-r{r}", "as": 65200 + r, "peer": f"{base}.{r}.254",
-                                  "uplink": {"address": f"{base}.0.{10 + r}/24", "peer": f"{base}.0.1",
-                                             "as": 65000}},
-                          "hosts": members})
-    rooms = [{"name": "room1", "racks": rack_list[: (racks + 1) // 2]},
-             {"name": "room2", "racks": rack_list[(racks + 1) // 2:]}]
+            members.append(
+                {
+                    "name": f"r{r}h{i:02d}",
+                    "address": f"{base}.{r}.{10 + i}",
+                    "roles": roles,
+                    "size": {"cpu": 32, "memory_gib": 128},
+                }
+            )
+        rack_list.append(
+            {
+                "name": f"r{r}",
+                "subnet": f"{base}.{r}.0/24",
+                "gateway": f"{base}.{r}.1",
+                "tor": {
+                    "name": f"tor-r{r}",
+                    "as": 65200 + r,
+                    "peer": f"{base}.{r}.254",
+                    "uplink": {"address": f"{base}.0.{10 + r}/24", "peer": f"{base}.0.1", "as": 65000},
+                },
+                "hosts": members,
+            }
+        )
+    rooms = [
+        {"name": "room1", "racks": rack_list[: (racks + 1) // 2]},
+        {"name": "room2", "racks": rack_list[(racks + 1) // 2 :]},
+    ]
     return {
         "plugin": "idcloud.platform.idc",
-        "cluster": {"name": NAME, "pod_cidr": "10.237.0.0/18", "service_cidr": "10.237.64.0/20",
-                    "node_as": 64512, "partial": True},
+        "cluster": {
+            "name": NAME,
+            "pod_cidr": "10.237.0.0/18",
+            "service_cidr": "10.237.64.0/20",
+            "node_as": 64512,
+            "partial": True,
+        },
         "vars": {"idcloud_mirror_url": f"http://{base}.1.250", "node_tuning_ntp_servers": [f"{base}.1.250"]},
         # no registry: light hosts pull no images
         "lab": {"name": NAME, "mirror": {"rack": "r1", "address": f"{base}.1.250", "registry": False}},
@@ -107,13 +130,17 @@ class Bench:
         self.args = args
         self.rows = []
         self.stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.env = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"],
-                        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-                        CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
-                        PROFILE_TASKS_TASK_OUTPUT_LIMIT="40", ANSIBLE_FORCE_COLOR="0",
-                        # a machine shared with other work (load 40+ on 2 cores seen) is slow to
-                        # answer SSH: Ansible's 10 s connection timeout made hosts unreachable
-                        ANSIBLE_TIMEOUT=os.environ.get("ANSIBLE_TIMEOUT", "60"))
+        self.env = dict(
+            os.environ,
+            PATH=BIN + os.pathsep + os.environ["PATH"],
+            ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+            CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
+            PROFILE_TASKS_TASK_OUTPUT_LIMIT="40",
+            ANSIBLE_FORCE_COLOR="0",
+            # a machine shared with other work (load 40+ on 2 cores seen) is slow to
+            # answer SSH: Ansible's 10 s connection timeout made hosts unreachable
+            ANSIBLE_TIMEOUT=os.environ.get("ANSIBLE_TIMEOUT", "60"),
+        )
 
     def run(self, hosts, label, cmd, env=None, slug=None, forks=None):
         before = load()
@@ -121,8 +148,7 @@ class Bench:
         log_path = os.path.join(WORK, f"hosts-{hosts}", re.sub(r"\W+", "-", slug or label).strip("-") + ".log")
         started = time.monotonic()
         with open(log_path, "w") as out:
-            proc = subprocess.run(cmd, cwd=REPO, env=env or self.env, text=True, stdout=out,
-                                  stderr=subprocess.STDOUT)
+            proc = subprocess.run(cmd, cwd=REPO, env=env or self.env, text=True, stdout=out, stderr=subprocess.STDOUT)
         seconds = round(time.monotonic() - started, 1)
         after = load()
         with open(log_path) as f:
@@ -134,8 +160,15 @@ class Bench:
         changed = sum(int(r[1]) for r in recap) if recap else None
         if recap and len(recap) != hosts:
             sys.exit(f"{label}: the recap names {len(recap)} hosts, expected {hosts}")
-        row = {"hosts": hosts, "step": label, "seconds": seconds, "changed": changed, "forks": forks,
-               "load_before": before, "load_after": after}
+        row = {
+            "hosts": hosts,
+            "step": label,
+            "seconds": seconds,
+            "changed": changed,
+            "forks": forks,
+            "load_before": before,
+            "load_after": after,
+        }
         if slug:
             row["profile"] = self.profile(log_path, f"scale-{hosts}-{slug}")
         self.rows.append(row)
@@ -151,15 +184,31 @@ class Bench:
         with open(path, "a", newline="") as f:
             w = csv.writer(f, lineterminator="\n")  # the sanity test wants \n, csv's default is \r\n
             if new:
-                w.writerow(["utc", "nproc", "hosts", "step", "seconds", "changed", "forks", "load_before",
-                            "load_after"])
-            w.writerow([self.stamp, os.cpu_count(), row["hosts"], row["step"], row["seconds"], row["changed"],
-                        row["forks"], row["load_before"], row["load_after"]])
+                w.writerow(
+                    ["utc", "nproc", "hosts", "step", "seconds", "changed", "forks", "load_before", "load_after"]
+                )
+            w.writerow(
+                [
+                    self.stamp,
+                    os.cpu_count(),
+                    row["hosts"],
+                    row["step"],
+                    row["seconds"],
+                    row["changed"],
+                    row["forks"],
+                    row["load_before"],
+                    row["load_after"],
+                ]
+            )
 
     def profile(self, log_path, slug):
         os.makedirs(os.path.join(RESULTS, "profiles"), exist_ok=True)
-        summary = subprocess.run([sys.executable, os.path.join(REPO, "bench", "profile_summary.py"), log_path,
-                                  "--top", "25"], text=True, capture_output=True, check=True).stdout
+        summary = subprocess.run(
+            [sys.executable, os.path.join(REPO, "bench", "profile_summary.py"), log_path, "--top", "25"],
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout
         path = os.path.join(RESULTS, "profiles", f"{slug}.txt")
         with open(path, "w") as f:
             f.write(summary)
@@ -184,8 +233,9 @@ class Bench:
         names = [f"{NAME}-{h['name']}" for room in desc["rooms"] for rack in room["racks"] for h in rack["hosts"]]
         per = []
         for name in names:
-            cgroup = subprocess.run(["podman", "inspect", "-f", "{{.State.CgroupPath}}", name], text=True,
-                                    capture_output=True, check=True).stdout.strip()
+            cgroup = subprocess.run(
+                ["podman", "inspect", "-f", "{{.State.CgroupPath}}", name], text=True, capture_output=True, check=True
+            ).stdout.strip()
             with open(f"/sys/fs/cgroup/memory{cgroup}/memory.usage_in_bytes") as f:
                 usage = int(f.read())
             stat = {}
@@ -195,14 +245,24 @@ class Bench:
                     stat[key] = int(value)
             with open(f"/sys/fs/cgroup/pids{cgroup}/pids.current") as f:
                 tasks = int(f.read())
-            top = subprocess.run(["podman", "top", name, "comm"], text=True, capture_output=True,
-                                 check=True).stdout.split()[1:]
-            per.append({"host": name, "usage_mib": usage / 2**20, "rss_mib": stat.get("total_rss", 0) / 2**20,
-                        "cache_mib": stat.get("total_cache", 0) / 2**20, "processes": len(top), "tasks": tasks,
-                        "commands": " ".join(sorted(set(top)))})
+            top = subprocess.run(
+                ["podman", "top", name, "comm"], text=True, capture_output=True, check=True
+            ).stdout.split()[1:]
+            per.append(
+                {
+                    "host": name,
+                    "usage_mib": usage / 2**20,
+                    "rss_mib": stat.get("total_rss", 0) / 2**20,
+                    "cache_mib": stat.get("total_cache", 0) / 2**20,
+                    "processes": len(top),
+                    "tasks": tasks,
+                    "commands": " ".join(sorted(set(top))),
+                }
+            )
         n = len(per)
-        mean = {k: round(sum(p[k] for p in per) / n, 1)
-                for k in ("usage_mib", "rss_mib", "cache_mib", "processes", "tasks")}
+        mean = {
+            k: round(sum(p[k] for p in per) / n, 1) for k in ("usage_mib", "rss_mib", "cache_mib", "processes", "tasks")
+        }
         mean["max_usage_mib"] = round(max(p["usage_mib"] for p in per), 1)
         mean["max_rss_mib"] = round(max(p["rss_mib"] for p in per), 1)
         mean["commands"] = per[0]["commands"]
@@ -231,14 +291,27 @@ class Bench:
         self.run(hosts, "no-op", self.playbook(idc), env=env, slug="noop", forks=self.args.forks)
         if self.args.baseline and smallest:
             benv = dict(self.baseline_env(self.args.baseline), ANSIBLE_CACHE_PLUGIN_CONNECTION=facts)
-            self.run(hosts, f"no-op, collection at {self.args.baseline}", self.playbook(idc), env=benv,
-                     slug=f"noop-{self.args.baseline}", forks=self.args.forks)
-            self.run(hosts, "no-op (again, this tree)", self.playbook(idc), env=env, slug="noop-again",
-                     forks=self.args.forks)
+            self.run(
+                hosts,
+                f"no-op, collection at {self.args.baseline}",
+                self.playbook(idc),
+                env=benv,
+                slug=f"noop-{self.args.baseline}",
+                forks=self.args.forks,
+            )
+            self.run(
+                hosts, "no-op (again, this tree)", self.playbook(idc), env=env, slug="noop-again", forks=self.args.forks
+            )
         if largest:
             for forks in self.args.more_forks:
-                self.run(hosts, f"no-op, forks={forks}", self.playbook(idc, "--forks", str(forks)), env=env,
-                         slug=f"noop-forks{forks}", forks=forks)
+                self.run(
+                    hosts,
+                    f"no-op, forks={forks}",
+                    self.playbook(idc, "--forks", str(forks)),
+                    env=env,
+                    slug=f"noop-forks{forks}",
+                    forks=forks,
+                )
         cost = self.host_cost(idc)
         cost["load"] = load()
         print(f"{hosts:>3} hosts  per host: {cost}", flush=True)
@@ -250,10 +323,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 50], help="host counts, smallest first")
     ap.add_argument("--forks", type=int, default=20, help="forks of the main runs (ansible.cfg: 20)")
-    ap.add_argument("--more-forks", type=int, nargs="*", default=[50],
-                    help="other forks values for the no-op at the largest size")
-    ap.add_argument("--baseline", help="also time the no-op at the smallest size with the collection at this git "
-                    "commit, then again with this tree")
+    ap.add_argument(
+        "--more-forks", type=int, nargs="*", default=[50], help="other forks values for the no-op at the largest size"
+    )
+    ap.add_argument(
+        "--baseline",
+        help="also time the no-op at the smallest size with the collection at this git "
+        "commit, then again with this tree",
+    )
     args = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
     bench = Bench(args)
@@ -266,11 +343,25 @@ def main():
         raise
     by = {(r["hosts"], r["step"]): r["seconds"] for r in bench.rows}
     small, large = min(args.sizes), max(args.sizes)
-    ratios = {step: round(by[(large, step)] / by[(small, step)], 2)
-              for step in ("lab up", "first converge", "no-op") if (small, step) in by and (large, step) in by}
+    ratios = {
+        step: round(by[(large, step)] / by[(small, step)], 2)
+        for step in ("lab up", "first converge", "no-op")
+        if (small, step) in by and (large, step) in by
+    }
     with open(os.path.join(RESULTS, "scale.json"), "w") as f:
-        json.dump({"utc": bench.stamp, "nproc": os.cpu_count(), "racks": RACKS, "playbook": "bench/scale.yml",
-                   "steps": bench.rows, "ratios": ratios, "per_host": costs}, f, indent=2)
+        json.dump(
+            {
+                "utc": bench.stamp,
+                "nproc": os.cpu_count(),
+                "racks": RACKS,
+                "playbook": "bench/scale.yml",
+                "steps": bench.rows,
+                "ratios": ratios,
+                "per_host": costs,
+            },
+            f,
+            indent=2,
+        )
         f.write("\n")
     print(f"\n{large} hosts / {small} hosts: " + "   ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
 

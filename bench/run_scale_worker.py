@@ -22,6 +22,7 @@ a failed check ends the run with an error.
 
   python bench/run_scale_worker.py [--workers 2 6] [--keep]
 """
+
 import argparse
 import copy
 import csv
@@ -38,19 +39,33 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(REPO, ".venv", "bin")
-ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"],
-           ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-           CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
-           ANSIBLE_FORCE_COLOR="0")
+ENV = dict(
+    os.environ,
+    PATH=BIN + os.pathsep + os.environ["PATH"],
+    ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+    CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
+    ANSIBLE_FORCE_COLOR="0",
+)
 RESULTS = os.path.join(REPO, "bench", "results")
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 # the address moves of the scratch labs (the main lab is 10.210.x, its pods 10.233.x)
 MOVES = {"10.210.": "10.226.", "10.233.": "10.236."}
-UNITS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "containerd",
-         "kube-proxy", "haproxy", "keepalived"]
+UNITS = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "containerd",
+    "kube-proxy",
+    "haproxy",
+    "keepalived",
+]
 # processes of calico-node (a pod, so not a unit) and of FRR on the ToRs
-PROCESSES = {"host": {"bird": ["-x", "bird"], "felix": ["-f", "calico-node -felix$"]},
-             "tor": {"bgpd": ["-x", "bgpd"], "zebra": ["-x", "zebra"]}}
+PROCESSES = {
+    "host": {"bird": ["-x", "bird"], "felix": ["-f", "calico-node -felix$"]},
+    "tor": {"bgpd": ["-x", "bgpd"], "zebra": ["-x", "zebra"]},
+}
 
 
 def log(msg):
@@ -98,8 +113,7 @@ def add_worker(desc, rack, template=None):
     count = sum("worker" in h["roles"] for r in racks(desc) for h in r["hosts"])
     used = [int(h["address"].rsplit(".", 1)[1]) for h in rack["hosts"]]
     last = max([n for n in used if 31 <= n < 40] or [30])
-    host = dict(copy.deepcopy(template), name=f"w{count + 1}",
-                address=f"{rack['subnet'].rsplit('.', 1)[0]}.{last + 1}")
+    host = dict(copy.deepcopy(template), name=f"w{count + 1}", address=f"{rack['subnet'].rsplit('.', 1)[0]}.{last + 1}")
     rack["hosts"].append(host)
     return host
 
@@ -134,8 +148,7 @@ def run(label, cmd, logfile=None):
 
 
 def podman_exec(container, *cmd, check=True):
-    return subprocess.run(["podman", "exec", container, *cmd], env=ENV, text=True, capture_output=True,
-                          check=check)
+    return subprocess.run(["podman", "exec", container, *cmd], env=ENV, text=True, capture_output=True, check=check)
 
 
 def pids(lab, kind, host):
@@ -172,7 +185,10 @@ def wait_for(what, predicate, timeout, interval=2.0):
 
 def k8s_clients(desc):
     from kubernetes import client, config  # the venv's client, as the tests use it
-    api = config.new_client_from_config(config_file=os.path.expanduser(f"~/.idcloud/{desc['cluster']['name']}/admin.conf"))
+
+    api = config.new_client_from_config(
+        config_file=os.path.expanduser(f"~/.idcloud/{desc['cluster']['name']}/admin.conf")
+    )
     return client.CoreV1Api(api), client.AppsV1Api(api)
 
 
@@ -192,16 +208,24 @@ def tor_state(desc, rack, address):
 def pod_on(core, apps, node):
     """A pod pinned to `node` (the workload's image) runs there; returns its phase, then removes it."""
     from kubernetes import client
+
     image = apps.read_namespaced_deployment("web", "idcloud-demo").spec.template.spec.containers[0].image
     name = f"bench-on-{node}"
-    pod = client.V1Pod(metadata=client.V1ObjectMeta(name=name),
-                       spec=client.V1PodSpec(node_selector={"kubernetes.io/hostname": node}, restart_policy="Never",
-                                             containers=[client.V1Container(name="web", image=image)]))
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PodSpec(
+            node_selector={"kubernetes.io/hostname": node},
+            restart_policy="Never",
+            containers=[client.V1Container(name="web", image=image)],
+        ),
+    )
     core.create_namespaced_pod("default", pod)
     try:
-        got = wait_for(f"pod {name} Running on {node}",
-                       lambda: (lambda p: p if p.status.phase == "Running" else None)(
-                           core.read_namespaced_pod(name, "default")), 120)
+        got = wait_for(
+            f"pod {name} Running on {node}",
+            lambda: (lambda p: p if p.status.phase == "Running" else None)(core.read_namespaced_pod(name, "default")),
+            120,
+        )
         return {"phase": got.status.phase, "node": got.spec.node_name, "ip": got.status.pod_ip}
     finally:
         core.delete_namespaced_pod(name, "default", grace_period_seconds=0)
@@ -228,8 +252,11 @@ def grow(desc, idc, lab, logs, work):
     """Converge `desc`, add one worker in rack r1 with scale.yml; return (result, problems)."""
     lab_name, workers = desc["lab"]["name"], sum("worker" in h["roles"] for r in racks(desc) for h in r["hosts"])
     up_s, _ = run(f"{lab_name} lab up", lab + ["up"])
-    site_s, _ = run(f"{lab_name} site.yml", [os.path.join(BIN, "ansible-playbook"), "-i", idc,
-                                            os.path.join(REPO, "playbooks", "site.yml")], os.path.join(logs, "site.log"))
+    site_s, _ = run(
+        f"{lab_name} site.yml",
+        [os.path.join(BIN, "ansible-playbook"), "-i", idc, os.path.join(REPO, "playbooks", "site.yml")],
+        os.path.join(logs, "site.log"),
+    )
     before = all_pids(desc)
 
     grown = copy.deepcopy(desc)
@@ -238,31 +265,57 @@ def grow(desc, idc, lab, logs, work):
     write(work, grown)
     load_up = loadavg()
     up2_s, _ = run(f"{lab_name} lab up with {new['name']}", lab + ["up"])
-    scale = [os.path.join(BIN, "ansible-playbook"), "-i", idc, os.path.join(REPO, "playbooks", "scale.yml"),
-             "--limit", new["name"]]
+    scale = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        idc,
+        os.path.join(REPO, "playbooks", "scale.yml"),
+        "--limit",
+        new["name"],
+    ]
     load_before = loadavg()
     scale_s, recap = run(f"{lab_name} scale.yml --limit {new['name']}", scale, os.path.join(logs, "scale-1.log"))
     load_after = loadavg()
 
     core, apps = k8s_clients(grown)
     ready = wait_for(f"{new['name']} Ready", lambda: node_ready(core, new["name"]), 60)
-    tor = wait_for(f"{rack['tor']['name']} session with {new['address']}",
-                   lambda: (lambda s: s if s == "Established" else None)(tor_state(grown, rack, new["address"])), 60)
+    tor = wait_for(
+        f"{rack['tor']['name']} session with {new['address']}",
+        lambda: (lambda s: s if s == "Established" else None)(tor_state(grown, rack, new["address"])),
+        60,
+    )
     pod = pod_on(core, apps, new["name"])
     after = all_pids(desc)
-    moved_pids = {h: {s: (p, after.get(h, {}).get(s)) for s, p in svc.items() if after.get(h, {}).get(s) != p}
-                  for h, svc in before.items()}
+    moved_pids = {
+        h: {s: (p, after.get(h, {}).get(s)) for s, p in svc.items() if after.get(h, {}).get(s) != p}
+        for h, svc in before.items()
+    }
     moved_pids = {h: d for h, d in moved_pids.items() if d}
     second_s, recap2 = run(f"{lab_name} scale.yml again", scale, os.path.join(logs, "scale-2.log"))
     changed2 = {h: c for h, c in recap2.items() if c}
     result = {
-        "utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "nproc": os.cpu_count(),
-        "lab": lab_name, "workers_before": workers, "hosts_before": sum(len(r["hosts"]) for r in racks(desc)),
-        "new_worker": new["name"], "lab_up_s": up_s, "site_s": site_s, "lab_up_new_host_s": up2_s,
-        "scale_s": scale_s, "scale_changed": recap, "scale_hosts": sorted(recap),
-        "second_scale_s": second_s, "second_scale_changed": sum(recap2.values()),
-        "load_at_lab_up": load_up, "load_before_scale": load_before, "load_after_scale": load_after,
-        "ready": ready, "tor_session": tor, "pod": pod, "pids_before": before, "pids_changed": moved_pids,
+        "utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "nproc": os.cpu_count(),
+        "lab": lab_name,
+        "workers_before": workers,
+        "hosts_before": sum(len(r["hosts"]) for r in racks(desc)),
+        "new_worker": new["name"],
+        "lab_up_s": up_s,
+        "site_s": site_s,
+        "lab_up_new_host_s": up2_s,
+        "scale_s": scale_s,
+        "scale_changed": recap,
+        "scale_hosts": sorted(recap),
+        "second_scale_s": second_s,
+        "second_scale_changed": sum(recap2.values()),
+        "load_at_lab_up": load_up,
+        "load_before_scale": load_before,
+        "load_after_scale": load_after,
+        "ready": ready,
+        "tor_session": tor,
+        "pod": pod,
+        "pids_before": before,
+        "pids_changed": moved_pids,
     }
     problems = []
     if moved_pids:
@@ -290,13 +343,39 @@ def main():
     with open(path, "a", newline="") as f:
         w = csv.writer(f)
         if new:
-            w.writerow(["utc", "nproc", "lab", "workers_before", "hosts_before", "lab_up_new_host_s", "scale_s",
-                        "second_scale_s", "second_scale_changed", "pids_changed", "load_before_scale",
-                        "load_after_scale"])
+            w.writerow(
+                [
+                    "utc",
+                    "nproc",
+                    "lab",
+                    "workers_before",
+                    "hosts_before",
+                    "lab_up_new_host_s",
+                    "scale_s",
+                    "second_scale_s",
+                    "second_scale_changed",
+                    "pids_changed",
+                    "load_before_scale",
+                    "load_after_scale",
+                ]
+            )
         for r in results:
-            w.writerow([r["utc"], r["nproc"], r["lab"], r["workers_before"], r["hosts_before"], r["lab_up_new_host_s"],
-                        r["scale_s"], r["second_scale_s"], r["second_scale_changed"], len(r["pids_changed"]),
-                        r["load_before_scale"], r["load_after_scale"]])
+            w.writerow(
+                [
+                    r["utc"],
+                    r["nproc"],
+                    r["lab"],
+                    r["workers_before"],
+                    r["hosts_before"],
+                    r["lab_up_new_host_s"],
+                    r["scale_s"],
+                    r["second_scale_s"],
+                    r["second_scale_changed"],
+                    len(r["pids_changed"]),
+                    r["load_before_scale"],
+                    r["load_after_scale"],
+                ]
+            )
     # the last run of each lab, by lab name (a run of one lab keeps the other's)
     details = os.path.join(RESULTS, "scale-worker.json")
     kept = {}
@@ -307,9 +386,11 @@ def main():
     with open(details, "w") as f:
         json.dump(kept, f, indent=1, sort_keys=True)
     for r in results:
-        log(f"{r['lab']}: scale.yml {r['scale_s']} s (load {r['load_before_scale']} -> {r['load_after_scale']}), "
+        log(
+            f"{r['lab']}: scale.yml {r['scale_s']} s (load {r['load_before_scale']} -> {r['load_after_scale']}), "
             f"again {r['second_scale_s']} s changed={r['second_scale_changed']}, PIDs changed on "
-            f"{len(r['pids_changed'])} hosts")
+            f"{len(r['pids_changed'])} hosts"
+        )
     if len(results) == 2:
         a, b = results[0]["scale_s"], results[1]["scale_s"]
         log(f"{results[1]['lab']} / {results[0]['lab']}: {b / a:.2f}")

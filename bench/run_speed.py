@@ -9,6 +9,7 @@ bench/results/speed.csv, writes each run's profile (bench/profile_summary.py: ti
 role and the top tasks) to bench/results/profiles/, and prints the ratios the Speed
 issue asks for. Wall-clock seconds on this machine; nothing here is asserted.
 """
+
 import csv
 import datetime
 import os
@@ -20,10 +21,13 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(REPO, ".venv", "bin")
 IDC = os.environ.get("LAB_IDC", os.path.join(REPO, "inventories", "lab", "idc.yml"))
-ENV = dict(os.environ, PATH=BIN + os.pathsep + os.environ["PATH"],
-           ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-           CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
-           PROFILE_TASKS_TASK_OUTPUT_LIMIT="40")
+ENV = dict(
+    os.environ,
+    PATH=BIN + os.pathsep + os.environ["PATH"],
+    ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+    CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
+    PROFILE_TASKS_TASK_OUTPUT_LIMIT="40",
+)
 RESULTS = os.path.join(REPO, "bench", "results")
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -42,8 +46,12 @@ def run(label, cmd, env=None, slug=None):
         log = os.path.join(RESULTS, "profiles", f"{slug}.log")
         with open(log, "w") as f:
             f.write(proc.stdout)
-        summary = subprocess.run([sys.executable, os.path.join(REPO, "bench", "profile_summary.py"), log,
-                                  "--top", "20"], text=True, capture_output=True, check=True).stdout
+        summary = subprocess.run(
+            [sys.executable, os.path.join(REPO, "bench", "profile_summary.py"), log, "--top", "20"],
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout
         with open(os.path.join(RESULTS, "profiles", f"{slug}.txt"), "w") as f:
             f.write(summary)
         os.remove(log)  # the summary is what is kept; the full log is megabytes
@@ -59,8 +67,9 @@ def main():
     rows.append(run("site.yml --check --diff, fresh hosts", site + ["--check", "--diff"], slug="check-fresh"))
     rows.append(run("site.yml first converge (mitogen)", site, slug="first-mitogen"))
     rows.append(run("site.yml no-op (mitogen)", site, slug="noop-mitogen"))
-    rows.append(run("site.yml no-op (linear, plain SSH)", site, env=dict(ENV, ANSIBLE_STRATEGY="linear"),
-                    slug="noop-linear"))
+    rows.append(
+        run("site.yml no-op (linear, plain SSH)", site, env=dict(ENV, ANSIBLE_STRATEGY="linear"), slug="noop-linear")
+    )
     rows.append(run("site.yml --check --diff, converged", site + ["--check", "--diff"], slug="check-converged"))
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     path = os.path.join(RESULTS, "speed.csv")

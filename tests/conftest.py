@@ -4,6 +4,7 @@ A skip hides a check. A test that may legitimately skip on some machine carries
 ``@pytest.mark.expected_skip("why")``; any other skip fails the run, and the summary
 names each one with its reason (pytest's -rs lists them too).
 """
+
 import pytest
 
 _UNEXPECTED = []

@@ -19,6 +19,7 @@ the mirror's apt-cacher-ng (<mirror>:3142), which every lab host's apt goes thro
 The description is the same YAML the idcloud.platform.idc inventory plugin reads, so the
 lab goes through the validation a real data centre's description goes through.
 """
+
 import argparse
 import os
 import sys
@@ -28,10 +29,14 @@ from .lifecycle import Lab, load_plan
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="lab", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--idc", default=os.path.join(REPO, "inventories", "lab", "idc.yml"),
-                        help="IDC description to build (default: inventories/lab/idc.yml)")
+    parser = argparse.ArgumentParser(
+        prog="lab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--idc",
+        default=os.path.join(REPO, "inventories", "lab", "idc.yml"),
+        help="IDC description to build (default: inventories/lab/idc.yml)",
+    )
     parser.add_argument("command", choices=["up", "down", "status", "egress-log"])
     args = parser.parse_args(argv)
     try:

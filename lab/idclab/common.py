@@ -1,4 +1,5 @@
 """What every lab tool shares: the cache directory, logging, file hashes, the lab's error."""
+
 import hashlib
 import os
 

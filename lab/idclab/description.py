@@ -4,6 +4,7 @@ The lab reads the same IDC description as the idcloud.platform.idc inventory plu
 the same model and validation, and runs on its ToRs the FRR files the collection renders.
 When plugins/module_utils moves, only the imports below change.
 """
+
 import os
 import sys
 
@@ -24,5 +25,11 @@ from ansible_collections.idcloud.platform.plugins.module_utils.tor.tor_frr_confi
     tor_frr_configs,
 )
 
-__all__ = ["CalicoPlanError", "IdcValidationError", "parse_description", "render_tor_frr", "source_errors",
-           "tor_frr_configs"]
+__all__ = [
+    "CalicoPlanError",
+    "IdcValidationError",
+    "parse_description",
+    "render_tor_frr",
+    "source_errors",
+    "tor_frr_configs",
+]

@@ -1,6 +1,7 @@
 """The lab's network fabric: rack and spine networks, the ToR and spine routers' FRR, uplinks,
 NAT exemptions, pod FORWARD rules and the egress containment (what the plan decides, applied).
 """
+
 from .common import BOOT_TIMEOUT, LabError, logger
 from .plan import LABEL
 
@@ -18,13 +19,26 @@ class Fabric:
         if run.exists("network", net.name):
             subnets = [s.get("subnet") for s in run.network_info(net.name).get("subnets", [])]
             if net.subnet not in subnets:
-                raise LabError(f"podman network {net.name} exists with subnets {subnets}, not {net.subnet}; "
-                               f"fix: `lab down` the lab that made it, or rename lab.name")
+                raise LabError(
+                    f"podman network {net.name} exists with subnets {subnets}, not {net.subnet}; "
+                    f"fix: `lab down` the lab that made it, or rename lab.name"
+                )
         else:
             log(f"network {net.name} {net.subnet} gw {net.gateway}")
             internal = ["--internal"] if net.internal else []
-            run.podman("network", "create", "--subnet", net.subnet, "--gateway", net.gateway, *internal,
-                       "--label", f"{LABEL}={plan.name}", net.name, capture=True)
+            run.podman(
+                "network",
+                "create",
+                "--subnet",
+                net.subnet,
+                "--gateway",
+                net.gateway,
+                *internal,
+                "--label",
+                f"{LABEL}={plan.name}",
+                net.name,
+                capture=True,
+            )
         if net.name not in state["networks"]:
             state["networks"].append(net.name)
 

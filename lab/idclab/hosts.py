@@ -1,4 +1,5 @@
 """The lab's containers: made, checked, re-cabled, and set up inside (cgroup paths, pod route, apt proxy)."""
+
 from .common import BOOT_TIMEOUT, LabError, lab_file, logger
 from .plan import APT_PROXY_PATH, CGROUP_FILES, LABEL, ROUTER_KINDS, ROUTER_SYSCTLS
 
@@ -18,8 +19,10 @@ class Hosts:
         """A named volume for a host's /var/lib/containerd, labelled like everything else."""
         if self.run.exists("volume", vol):
             if not self.owned("volume", vol):
-                raise LabError(f"podman volume {vol} exists but is not labelled {LABEL}={self.plan.name}; "
-                               f"fix: remove it (`podman volume rm {vol}`) or rename lab.name")
+                raise LabError(
+                    f"podman volume {vol} exists but is not labelled {LABEL}={self.plan.name}; "
+                    f"fix: remove it (`podman volume rm {vol}`) or rename lab.name"
+                )
         else:
             self.run.podman("volume", "create", "--label", f"{LABEL}={self.plan.name}", vol, capture=True)
         if vol not in state["volumes"]:
@@ -35,8 +38,10 @@ class Hosts:
         mounts = run.inspect("{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}", ctr.name).split()
         missing = self.plan.missing_in(ctr, cgroupns, fixed, mounts)
         if missing:
-            raise LabError(f"container {ctr.name} was made by an older lab and lacks {' and '.join(missing)}; "
-                           f"fix: `lab down` then `lab up` (this recreates the lab's hosts)")
+            raise LabError(
+                f"container {ctr.name} was made by an older lab and lacks {' and '.join(missing)}; "
+                f"fix: `lab down` then `lab up` (this recreates the lab's hosts)"
+            )
 
     def ensure_container(self, ctr, state):
         run = self.run
@@ -80,9 +85,11 @@ class Hosts:
             # podman gives the new interface the new rack's default route; check, never guess
             routes = run.podman("exec", ctr.name, "ip", "route", "show", "default", capture=True).stdout.split()
             if routes[:3] != ["default", "via", ctr.rack.gateway]:
-                raise LabError(f"{ctr.name} moved to {ctr.network}, but its default route is "
-                               f"{' '.join(routes) or 'missing'}, not via {ctr.rack.gateway}; "
-                               f"fix: `podman restart {ctr.name}`")
+                raise LabError(
+                    f"{ctr.name} moved to {ctr.network}, but its default route is "
+                    f"{' '.join(routes) or 'missing'}, not via {ctr.rack.gateway}; "
+                    f"fix: `podman restart {ctr.name}`"
+                )
 
     def fix_cgroup_paths(self, ctr):
         """Make the host's cgroup paths resolve the way its systemd names them (as kind does).
@@ -100,8 +107,13 @@ class Hosts:
             proc = run.script(ctr.name, "install-file.sh", path, input=lab_file(data_file))
             if proc.returncode != 0:
                 raise LabError(f"cgroup path fix: writing {path} in {ctr.name} failed: {proc.stderr.strip()}")
-        proc = run.exec(ctr.name, "sh", "-c", "systemctl daemon-reload && systemctl enable -q "
-                        "idcloud-lab-cgroups.service && systemctl restart idcloud-lab-cgroups.service")
+        proc = run.exec(
+            ctr.name,
+            "sh",
+            "-c",
+            "systemctl daemon-reload && systemctl enable -q "
+            "idcloud-lab-cgroups.service && systemctl restart idcloud-lab-cgroups.service",
+        )
         if proc.returncode != 0:
             raise LabError(f"cgroup path fix failed in {ctr.name}: {proc.stderr.strip()}")
 

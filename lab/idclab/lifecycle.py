@@ -1,6 +1,7 @@
 """`lab up`, `down`, `status` and `egress-log`: the order things are made and removed in, and the
 state file (<cache>/lab/<lab>/state.json) that `down` trusts.
 """
+
 import json
 import os
 import shutil
@@ -69,8 +70,10 @@ class Lab:
         started = time.monotonic()
         plan, fabric, hosts = self.plan, self.fabric, self.hosts
         if not plan.mirror:
-            log("no lab.mirror: the lab's hosts have no apt proxy, and the containment drops every other "
-                "way to Debian packages")
+            log(
+                "no lab.mirror: the lab's hosts have no apt proxy, and the containment drops every other "
+                "way to Debian packages"
+            )
         self.ensure_images()
         self.ensure_ssh_key()
         os.makedirs(MIRROR_ROOT, exist_ok=True)
@@ -96,8 +99,10 @@ class Lab:
         self.mirror.configure()
         self.run.wait_tcp([c.address for c in plan.containers if c.kind in ("host", "mirror")], 22, 120, "sshd")
         self.mirror.configure_registry()
-        log(f"up: {len(plan.networks)} rack networks, {len(plan.containers)} containers in "
-            f"{time.monotonic() - started:.1f}s")
+        log(
+            f"up: {len(plan.networks)} rack networks, {len(plan.containers)} containers in "
+            f"{time.monotonic() - started:.1f}s"
+        )
 
     def ensure_images(self):
         # the build keeps existing images; it rebuilds the mirror image when its recipe changed
@@ -107,8 +112,7 @@ class Lab:
         if os.path.exists(SSH_KEY):
             return
         os.makedirs(os.path.dirname(SSH_KEY), mode=0o700, exist_ok=True)
-        self.run.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "idcloud-lab", "-f", SSH_KEY],
-                     "ssh-keygen")
+        self.run.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "idcloud-lab", "-f", SSH_KEY], "ssh-keygen")
 
     # --- down --------------------------------------------------------------------
     def down(self):

@@ -1,6 +1,7 @@
 """The mirror host: artifacts over HTTP, NTP (chrony), DNS for the lab's names, apt-cacher-ng, and the internal registry
 (lab/registry.yml, then the images of lab/registry-images pushed).
 """
+
 import hashlib
 import json
 import os
@@ -102,20 +103,32 @@ class Mirror:
             if stamp:
                 with open(stamp_file, "w") as f:
                     f.write(stamp + "\n")
-        self.run.python(REGISTRY_IMAGES_BUILD, "--push", self.plan.registry, "--cert-dir", self.cert_dir,
-                        what="lab/registry-images/build")
+        self.run.python(
+            REGISTRY_IMAGES_BUILD,
+            "--push",
+            self.plan.registry,
+            "--cert-dir",
+            self.cert_dir,
+            what="lab/registry-images/build",
+        )
 
     def run_registry_playbook(self):
         started = time.monotonic()
         playbook = ANSIBLE_PLAYBOOK if os.access(ANSIBLE_PLAYBOOK, os.X_OK) else "ansible-playbook"
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-        extra = {"lab_mirror_address": self.plan.mirror["address"], "lab_registry_port": REGISTRY_PORT,
-                 "lab_ssh_key": SSH_KEY, "lab_registry_cert_dir": self.cert_dir}
-        proc = self.run.capture([playbook, "-i", self.plan.idc_path, REGISTRY_PLAYBOOK, "-e", json.dumps(extra)],
-                                cwd=REPO, env=env)
+        extra = {
+            "lab_mirror_address": self.plan.mirror["address"],
+            "lab_registry_port": REGISTRY_PORT,
+            "lab_ssh_key": SSH_KEY,
+            "lab_registry_cert_dir": self.cert_dir,
+        }
+        proc = self.run.capture(
+            [playbook, "-i", self.plan.idc_path, REGISTRY_PLAYBOOK, "-e", json.dumps(extra)], cwd=REPO, env=env
+        )
         if proc.returncode != 0:
             raise LabError(f"lab/registry.yml failed on {self.cname}:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
         recap = [line for line in proc.stdout.splitlines() if "changed=" in line]
-        log(f"registry https://{self.plan.registry} ready in {time.monotonic() - started:.1f}s "
-            f"({'; '.join(' '.join(line.split()[:4]) for line in recap)})")
-
+        log(
+            f"registry https://{self.plan.registry} ready in {time.monotonic() - started:.1f}s "
+            f"({'; '.join(' '.join(line.split()[:4]) for line in recap)})"
+        )

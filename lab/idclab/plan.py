@@ -5,6 +5,7 @@ the iptables rules (NAT exemptions, pod FORWARD rules, egress containment), the 
 the ToRs and the spine, and the files the lab writes into its containers. Every check that
 stops `lab up` raises LabError naming the field, the value and the fix.
 """
+
 import hashlib
 import ipaddress
 import os
@@ -129,16 +130,26 @@ class LabPlan:
         racks = {r.name: r for r in self.desc.racks}
         rack = racks.get(self.mirror.get("rack"))
         if rack is None:
-            raise LabError(f"lab.mirror.rack: {self.mirror.get('rack')!r} is not a rack of this description; "
-                           f"fix: use one of {', '.join(sorted(racks))}")
+            raise LabError(
+                f"lab.mirror.rack: {self.mirror.get('rack')!r} is not a rack of this description; "
+                f"fix: use one of {', '.join(sorted(racks))}"
+            )
         used = {h.address for h in rack.hosts} | {rack.gateway, rack.tor_peer}
         if self.mirror.get("address") in used:
-            raise LabError(f"lab.mirror.address: {self.mirror['address']} is already used in rack {rack.name}; "
-                           "fix: pick a free address in the rack subnet")
-        if (self.registry and isinstance(idcloud_registry, str) and "{{" not in idcloud_registry
-                and idcloud_registry != self.registry):
-            raise LabError(f"vars.idcloud_registry: {idcloud_registry!r} is not the lab's registry; "
-                           f"fix: set it to \"{self.registry}\" (lab.mirror.address, port {REGISTRY_PORT})")
+            raise LabError(
+                f"lab.mirror.address: {self.mirror['address']} is already used in rack {rack.name}; "
+                "fix: pick a free address in the rack subnet"
+            )
+        if (
+            self.registry
+            and isinstance(idcloud_registry, str)
+            and "{{" not in idcloud_registry
+            and idcloud_registry != self.registry
+        ):
+            raise LabError(
+                f"vars.idcloud_registry: {idcloud_registry!r} is not the lab's registry; "
+                f'fix: set it to "{self.registry}" (lab.mirror.address, port {REGISTRY_PORT})'
+            )
 
     def _spine(self):
         """The spine the ToRs' uplinks peer with: one segment, one router (or None without uplinks)."""
@@ -151,17 +162,20 @@ class LabPlan:
         peers = {(u["peer"], u["as"]) for u in uplinks.values()}
         if len(nets) != 1 or len(peers) != 1:
             listed = "; ".join(f"{rack}: {u['address']} -> {u['peer']} AS {u['as']}" for rack, u in uplinks.items())
-            raise LabError("the lab has one spine: every tor.uplink must share one segment, one peer and one AS "
-                           f"({listed}); fix: give every rack's uplink an address in one network, with the same "
-                           "peer and as")
+            raise LabError(
+                "the lab has one spine: every tor.uplink must share one segment, one peer and one AS "
+                f"({listed}); fix: give every rack's uplink an address in one network, with the same "
+                "peer and as"
+            )
         net = ipaddress.ip_network(nets.pop())
         peer, spine_as = peers.pop()
         used = {peer} | {str(ipaddress.ip_interface(u["address"]).ip) for u in uplinks.values()}
         # podman's bridge needs an address of its own on the segment: the highest free one
         gateway = next((str(a) for a in reversed(list(net.hosts())) if str(a) not in used), None)
         if gateway is None:
-            raise LabError(f"the uplink segment {net} has no free address left for the VM's bridge; "
-                           "fix: use a larger segment")
+            raise LabError(
+                f"the uplink segment {net} has no free address left for the VM's bridge; fix: use a larger segment"
+            )
         return Spine(subnet=str(net), gateway=gateway, peer=peer, asn=spine_as, uplinks=uplinks)
 
     # --- naming: everything the lab makes is named <lab>-<thing> --------------------
@@ -213,10 +227,25 @@ class LabPlan:
 
     def run_args(self, ctr):
         """`podman run` arguments that make a container (the command, /sbin/init, included)."""
-        args = ["run", "-d", "--name", ctr.name, "--hostname", ctr.hostname,
-                "--network", ctr.network, "--ip", ctr.address,
-                "--label", f"{LABEL}={self.name}", "--label", f"{KIND_LABEL}={ctr.kind}",
-                "--systemd=always", "--stop-signal", "SIGRTMIN+3"]
+        args = [
+            "run",
+            "-d",
+            "--name",
+            ctr.name,
+            "--hostname",
+            ctr.hostname,
+            "--network",
+            ctr.network,
+            "--ip",
+            ctr.address,
+            "--label",
+            f"{LABEL}={self.name}",
+            "--label",
+            f"{KIND_LABEL}={ctr.kind}",
+            "--systemd=always",
+            "--stop-signal",
+            "SIGRTMIN+3",
+        ]
         if ctr.kind in ROUTER_KINDS:
             for cap in TOR_CAPS:
                 args += ["--cap-add", cap]
@@ -264,8 +293,11 @@ class LabPlan:
 
     def uplinks(self):
         """[(ToR container name, uplink address)] of the ToRs to connect to the spine segment."""
-        return [(self.ctr_name(r.tor_name), str(ipaddress.ip_interface(r.tor_uplink["address"]).ip))
-                for r in self.desc.racks if r.tor_uplink]
+        return [
+            (self.ctr_name(r.tor_name), str(ipaddress.ip_interface(r.tor_uplink["address"]).ip))
+            for r in self.desc.racks
+            if r.tor_uplink
+        ]
 
     # --- iptables -------------------------------------------------------------------
     def nat_exemptions(self):
@@ -278,14 +310,19 @@ class LabPlan:
         """
         tag = self.tag
         subnets = [r.subnet for r in self.desc.racks]
-        rules = [["-s", src, "-d", dst, "-m", "comment", "--comment", tag, "-j", "ACCEPT"]
-                 for src in subnets for dst in subnets if src != dst]
+        rules = [
+            ["-s", src, "-d", dst, "-m", "comment", "--comment", tag, "-j", "ACCEPT"]
+            for src in subnets
+            for dst in subnets
+            if src != dst
+        ]
         # a host's packets to a pod in another rack cross the ToRs and the spine with the
         # host's own address; they must arrive with it, as pods' replies do
         if self.spine:
             subnets = subnets + [self.spine.subnet]
-        rules += [["-s", src, "-d", self.desc.pod_cidr, "-m", "comment", "--comment", tag, "-j", "ACCEPT"]
-                  for src in subnets]
+        rules += [
+            ["-s", src, "-d", self.desc.pod_cidr, "-m", "comment", "--comment", tag, "-j", "ACCEPT"] for src in subnets
+        ]
         return rules
 
     def pod_forward_rules(self):
@@ -304,12 +341,14 @@ class LabPlan:
 
         Chain names take at most 28 characters; a long lab name is shortened with a hash.
         """
+
         def name(prefix):
             chain = f"{prefix}{self.name}"
             if len(chain) > 28:
                 digest = hashlib.sha256(self.name.encode()).hexdigest()[:6]
-                chain = f"{prefix}{self.name[:28 - len(prefix) - 7]}-{digest}"
+                chain = f"{prefix}{self.name[: 28 - len(prefix) - 7]}-{digest}"
             return chain
+
         return name("IDCLOUD-OUT-"), name("IDCLOUD-IN-")
 
     def egress_rules(self, bridges):
@@ -332,24 +371,65 @@ class LabPlan:
         pod CIDR apart: no rule of one lab can touch another lab's packets.
         """
         tag = ["-m", "comment", "--comment", self.tag]
-        log_rule = ["-m", "limit", "--limit", "20/sec", "--limit-burst", "100", *tag,
-                    "-j", "LOG", "--log-prefix", egress_log_prefix(self.name)]
+        log_rule = [
+            "-m",
+            "limit",
+            "--limit",
+            "20/sec",
+            "--limit-burst",
+            "100",
+            *tag,
+            "-j",
+            "LOG",
+            "--log-prefix",
+            egress_log_prefix(self.name),
+        ]
         out_chain, in_chain = self.egress_chains()
         out = [["-o", bridge, *tag, "-j", "RETURN"] for bridge in bridges.values()]
         inp = [["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", *tag, "-j", "RETURN"]]
         if self.mirror:
             mirror = self.mirror["address"]
             gateway = next(r.gateway for r in self.desc.racks if r.name == self.mirror["rack"])
-            out.append(["-s", f"{mirror}/32", "-p", "tcp", "-m", "multiport", "--dports", MIRROR_EGRESS_PORTS,
-                        *tag, "-j", "RETURN"])
+            out.append(
+                [
+                    "-s",
+                    f"{mirror}/32",
+                    "-p",
+                    "tcp",
+                    "-m",
+                    "multiport",
+                    "--dports",
+                    MIRROR_EGRESS_PORTS,
+                    *tag,
+                    "-j",
+                    "RETURN",
+                ]
+            )
             for proto in ("udp", "tcp"):
-                inp.append(["-s", f"{mirror}/32", "-d", f"{gateway}/32", "-p", proto, "-m", proto,
-                            "--dport", "53", *tag, "-j", "RETURN"])
+                inp.append(
+                    [
+                        "-s",
+                        f"{mirror}/32",
+                        "-d",
+                        f"{gateway}/32",
+                        "-p",
+                        proto,
+                        "-m",
+                        proto,
+                        "--dport",
+                        "53",
+                        *tag,
+                        "-j",
+                        "RETURN",
+                    ]
+                )
         for rules in (out, inp):
             rules += [log_rule, [*tag, "-j", "DROP"]]
-        jumps = [(builtin, ["-i", bridge, *tag, "-j", chain])
-                 for builtin, chain in (("FORWARD", out_chain), ("INPUT", in_chain))
-                 for bridge in bridges.values()]
+        jumps = [
+            (builtin, ["-i", bridge, *tag, "-j", chain])
+            for builtin, chain in (("FORWARD", out_chain), ("INPUT", in_chain))
+            for bridge in bridges.values()
+        ]
         return {out_chain: out, in_chain: inp}, jumps
 
     # --- FRR --------------------------------------------------------------------------
@@ -365,10 +445,19 @@ class LabPlan:
             for rack in desc.racks:
                 if rack.tor_name not in configs:
                     configs[rack.tor_name] = render_tor_frr(
-                        rack.name, rack.tor_name, rack.tor_as, rack.tor_peer, desc.node_as, [],
-                        desc.pod_cidr, fixed_ip_cidr=desc.fixed_ip_cidr, service_cidr=desc.service_cidr,
-                        advertise_service_cidr=desc.advertise_service_cidr, uplink=rack.tor_uplink,
-                        block_size=desc.pod_block_size)
+                        rack.name,
+                        rack.tor_name,
+                        rack.tor_as,
+                        rack.tor_peer,
+                        desc.node_as,
+                        [],
+                        desc.pod_cidr,
+                        fixed_ip_cidr=desc.fixed_ip_cidr,
+                        service_cidr=desc.service_cidr,
+                        advertise_service_cidr=desc.advertise_service_cidr,
+                        uplink=rack.tor_uplink,
+                        block_size=desc.pod_block_size,
+                    )
         except CalicoPlanError as exc:
             raise LabError(f"{self.idc_path}: no ToR configuration:\n{exc}")
         return configs
@@ -383,27 +472,43 @@ class LabPlan:
 
     def spine_config(self):
         """The spine: eBGP with every ToR's uplink, takes everything and passes it on (lab only)."""
-        lines = ["! the lab's spine router, made by lab/lab", "frr defaults datacenter", f"hostname {SPINE}",
-                 "log syslog informational", "!", "route-map ALL permit 10", "exit", "!",
-                 f"router bgp {self.spine.asn}", f" bgp router-id {self.spine.peer}", " bgp log-neighbor-changes"]
+        lines = [
+            "! the lab's spine router, made by lab/lab",
+            "frr defaults datacenter",
+            f"hostname {SPINE}",
+            "log syslog informational",
+            "!",
+            "route-map ALL permit 10",
+            "exit",
+            "!",
+            f"router bgp {self.spine.asn}",
+            f" bgp router-id {self.spine.peer}",
+            " bgp log-neighbor-changes",
+        ]
         racks = sorted(self.spine.uplinks.items(), key=lambda item: ipaddress.ip_interface(item[1]["address"]).ip)
         tor_as = {r.name: r.tor_as for r in self.desc.racks}
         for rack, uplink in racks:
             address = ipaddress.ip_interface(uplink["address"]).ip
-            lines += [f" neighbor {address} remote-as {tor_as[rack]}",
-                      f" neighbor {address} description ToR of rack {rack}"]
+            lines += [
+                f" neighbor {address} remote-as {tor_as[rack]}",
+                f" neighbor {address} description ToR of rack {rack}",
+            ]
         lines += [" !", " address-family ipv4 unicast"]
         for _, uplink in racks:
             address = ipaddress.ip_interface(uplink["address"]).ip
-            lines += [f"  neighbor {address} activate", f"  neighbor {address} route-map ALL in",
-                      f"  neighbor {address} route-map ALL out"]
+            lines += [
+                f"  neighbor {address} activate",
+                f"  neighbor {address} route-map ALL in",
+                f"  neighbor {address} route-map ALL out",
+            ]
         return "\n".join(lines + [" exit-address-family", "exit", "!", ""])
 
     # --- files written into the lab's containers -----------------------------------
     def pod_route_unit(self, rack):
         """idcloud-lab-pod-route.service of a host in rack: the pod CIDR via the rack's ToR."""
         return Template(lab_file("idcloud-lab-pod-route.service")).substitute(
-            pod_cidr=self.desc.pod_cidr, tor_peer=rack.tor_peer)
+            pod_cidr=self.desc.pod_cidr, tor_peer=rack.tor_peer
+        )
 
     def apt_proxy_conf(self):
         """apt's proxy in every lab container but the mirror: the mirror's apt-cacher-ng (None without one)."""
@@ -424,24 +529,28 @@ class LabPlan:
         the description, each ToR and the mirror. Being authoritative for it, the resolver
         answers NXDOMAIN for a name of the zone that is not here."""
         zone = self.dns_zone()
-        lines = [f"$ORIGIN {zone}.", "$TTL 60",
-                 f"@ IN SOA mirror.{zone}. hostmaster.{zone}. 1 3600 600 86400 60",
-                 f"@ IN NS mirror.{zone}."]
+        lines = [
+            f"$ORIGIN {zone}.",
+            "$TTL 60",
+            f"@ IN SOA mirror.{zone}. hostmaster.{zone}. 1 3600 600 86400 60",
+            f"@ IN NS mirror.{zone}.",
+        ]
         lines += [f"{c.hostname} IN A {c.address}" for c in self.containers if c.kind in ("host", "tor", "mirror")]
         return "\n".join(lines) + "\n"
 
     def dns_corefile(self):
         """The mirror resolver's Corefile: one server block for the zone, bound to the mirror's
         address; a query for any other name matches no block and is refused."""
-        return Template(lab_file("mirror-dns.Corefile")).substitute(zone=self.dns_zone(),
-                                                                     address=self.mirror["address"])
+        return Template(lab_file("mirror-dns.Corefile")).substitute(
+            zone=self.dns_zone(), address=self.mirror["address"]
+        )
 
     def dns_unit(self, coredns_version):
         """idcloud-dns.service: the artifacts' CoreDNS binary (mounted from the mirror's tree)."""
         return Template(lab_file("idcloud-dns.service")).substitute(
-            coredns=MIRROR_COREDNS.format(version=coredns_version))
+            coredns=MIRROR_COREDNS.format(version=coredns_version)
+        )
 
     def registry_ca(self):
         """The cluster CA at its default path, which lab/registry.yml signs the registry's certificate with."""
-        return os.path.join(os.path.expanduser("~"), ".idcloud", self.desc.cluster_name, "pki", "kubernetes",
-                            "ca.crt")
+        return os.path.join(os.path.expanduser("~"), ".idcloud", self.desc.cluster_name, "pki", "kubernetes", "ca.crt")

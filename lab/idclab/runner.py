@@ -1,6 +1,7 @@
 """The only module of the lab that runs commands (podman, iptables, ssh-keygen, builds, playbooks)
 or reads the machine's state (the kernel log, sysctls, TCP ports, HTTPS). Failures raise LabError.
 """
+
 import json
 import os
 import shlex
@@ -21,9 +22,13 @@ class Runner:
 
     # --- podman ----------------------------------------------------------------------
     def podman(self, *args, check=True, capture=False, input=None):
-        res = subprocess.run(["podman", *args], text=True, input=input,
-                             stdout=subprocess.PIPE if capture else None,
-                             stderr=subprocess.PIPE if capture else None)
+        res = subprocess.run(
+            ["podman", *args],
+            text=True,
+            input=input,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+        )
         if check and res.returncode != 0:
             err = (res.stderr or "").strip()
             raise LabError(f"podman {' '.join(args)} failed ({res.returncode}): {err}")
@@ -42,8 +47,8 @@ class Runner:
     def label(self, kind, name, label):
         """The value of a label on a container, volume or network ('' when it has none)."""
         if kind == "container":
-            return self.inspect("{{index .Config.Labels \"%s\"}}" % label, name)
-        fmt = "{{index .Labels \"%s\"}}" % label
+            return self.inspect('{{index .Config.Labels "%s"}}' % label, name)
+        fmt = '{{index .Labels "%s"}}' % label
         return self.podman(kind, "inspect", "-f", fmt, name, capture=True, check=False).stdout.strip()
 
     def networks_of(self, cname):
@@ -122,8 +127,10 @@ class Runner:
             with open(path, "w") as f:
                 f.write("1\n")
         except OSError as e:
-            raise LabError(f"cannot set {path} to 1 ({e}): the lab hosts' netfilter logs (network_guard) "
-                           "would not reach the kernel log; fix: run `lab up` as root on the VM") from e
+            raise LabError(
+                f"cannot set {path} to 1 ({e}): the lab hosts' netfilter logs (network_guard) "
+                "would not reach the kernel log; fix: run `lab up` as root on the VM"
+            ) from e
         return True
 
     # --- the kernel log ----------------------------------------------------------------

@@ -3,9 +3,8 @@
 
 
 class ModuleDocFragment:
-
     # Connection options shared by the etcd modules (see module_utils/etcd/client.py).
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options:
   endpoints:
     description:
@@ -42,4 +41,4 @@ notes:
     no grpc or etcdctl is needed on the target.
   - Member ids are uint64. They are returned as decimal strings (C(id)), and as the hex form etcdctl
     prints (C(id_hex)).
-'''
+"""

@@ -3,9 +3,8 @@
 
 
 class ModuleDocFragment:
-
     # Kubernetes API connection options (see module_utils/calico/calico_resource.py kube_argument_spec).
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options:
   kubeconfig:
     description:
@@ -25,4 +24,4 @@ options:
     default: true
 requirements:
   - kubernetes (the Python client) >= 24.2 on the host that runs the module
-'''
+"""

@@ -1,4 +1,5 @@
 """Filter apiserver_inflight: the Ansible side only; the logic is module_utils/kube/apiserver_inflight.py."""
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.idcloud.platform.plugins.module_utils.kube.apiserver_inflight import ApiserverInflightError

@@ -5,6 +5,7 @@ tor_peer}) or hostvars (`groups['kube_node'] | map('extract', hostvars)`), read 
 idc_* variables. The work is in module_utils/calico/calico_network_plan.py; docs/calico-bgp.md
 has the design.
 """
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_network_plan import (
@@ -15,15 +16,29 @@ from ansible_collections.idcloud.platform.plugins.module_utils.common.fields imp
 from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import hosts_from_hostvars
 
 
-def calico_network_plan(nodes, pod_cidr, node_as, block_size=DEFAULT_BLOCK_SIZE, fixed_ip_cidr=None, service_cidr=None,
-                        advertise_service_cidr=False):
+def calico_network_plan(
+    nodes,
+    pod_cidr,
+    node_as,
+    block_size=DEFAULT_BLOCK_SIZE,
+    fixed_ip_cidr=None,
+    service_cidr=None,
+    advertise_service_cidr=False,
+):
     try:
         hosts = hosts_from_hostvars(nodes)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc)) from None
     try:
-        return plan_network(hosts, pod_cidr, node_as, block_size=block_size, fixed_ip_cidr=fixed_ip_cidr,
-                            service_cidr=service_cidr, advertise_service_cidr=advertise_service_cidr)
+        return plan_network(
+            hosts,
+            pod_cidr,
+            node_as,
+            block_size=block_size,
+            fixed_ip_cidr=fixed_ip_cidr,
+            service_cidr=service_cidr,
+            advertise_service_cidr=advertise_service_cidr,
+        )
     except CalicoPlanError as exc:
         raise AnsibleFilterError(f"calico_network_plan: {exc}") from None
 

@@ -1,4 +1,5 @@
 """Filter network_guard_plan: the Ansible side only; the logic is module_utils/node/network_guard_plan.py."""
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.idcloud.platform.plugins.module_utils.node.network_guard_plan import NetworkGuardError

@@ -1,4 +1,5 @@
 """Filter node_reservation: the Ansible side only; the logic is module_utils/node/node_reservation.py."""
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.idcloud.platform.plugins.module_utils.node.node_reservation import NodeReservationError

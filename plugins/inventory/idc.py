@@ -325,7 +325,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             # an empty file: not a description of nothing (ansible.cfg: enable_plugins, docs/idc-description.md)
             raise AnsibleParserError(f"{path}: {IdcValidationError(text_errors)}")
         if not isinstance(source, Mapping):
-            raise AnsibleParserError(f"{path}: expected a mapping with plugin: {self.NAME}, got {type(source).__name__}")
+            raise AnsibleParserError(
+                f"{path}: expected a mapping with plugin: {self.NAME}, got {type(source).__name__}"
+            )
         if source.get("plugin") != self.NAME:
             # not ours: let the next enabled inventory plugin try this file
             raise AnsibleParserError(

@@ -2,7 +2,7 @@
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 module: calico_bgp_status
 short_description: Report the BGP sessions of a Calico node from BIRD's control socket
 version_added: 0.1.0
@@ -61,9 +61,9 @@ notes:
   - Only BIRD 1.x (Calico's C(bird)/C(bird6)) is understood; BIRD 2 prints sessions per channel.
 seealso:
   - module: idcloud.platform.calico_resource
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: BGP sessions of this node
   idcloud.platform.calico_bgp_status:
     expected_peers:
@@ -77,9 +77,9 @@ EXAMPLES = r'''
     expected_peers: [{address: 10.10.1.254, as: 65101}]
     fail_on_problem: true
   become: true
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 bird_running:
   description: BIRD answered on O(socket).
   returned: always
@@ -179,7 +179,7 @@ ok:
   description: No problem found.
   returned: always
   type: bool
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -193,11 +193,11 @@ from ansible_collections.idcloud.platform.plugins.module_utils.calico.calico_bgp
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **ARGUMENT_CONSTRAINTS)
     p = module.params
-    result = inspect_bird(p['socket'], p['expected_peers'], timeout=p['timeout'])
-    if p['fail_on_problem'] and result['problems']:
-        module.fail_json(msg='; '.join(result['problems']), changed=False, **result)
+    result = inspect_bird(p["socket"], p["expected_peers"], timeout=p["timeout"])
+    if p["fail_on_problem"] and result["problems"]:
+        module.fail_json(msg="; ".join(result["problems"]), changed=False, **result)
     module.exit_json(changed=False, **result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

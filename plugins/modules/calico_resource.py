@@ -2,7 +2,7 @@
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 module: calico_resource
 short_description: Create, update, delete and prune Calico resources stored as Kubernetes CRDs
 version_added: 0.1.0
@@ -117,9 +117,9 @@ seealso:
   - name: Calico resource reference
     description: The fields of each kind's spec.
     link: https://docs.tigera.io/calico/latest/reference/resources/overview
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Felix never reports usage (only this field; calico-node's own fields stay)
   idcloud.platform.calico_resource:
     kind: FelixConfiguration
@@ -171,9 +171,9 @@ EXAMPLES = r'''
     kind: BGPFilter
     name: old-filter
     state: absent
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 kind:
   description: The O(kind) managed.
   returned: always
@@ -222,7 +222,7 @@ error:
   returned: on a Kubernetes API failure
   type: dict
   sample: {"status": 422, "reason": "Invalid", "message": "..."}
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -244,9 +244,9 @@ def main():
     except CalicoResourceError as exc:
         module.fail_json(msg=str(exc), name=exc.name)
     except KubeApiError as exc:
-        module.fail_json(msg='Kubernetes API call failed: %s' % exc.message, error=exc.to_dict())
+        module.fail_json(msg="Kubernetes API call failed: %s" % exc.message, error=exc.to_dict())
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 module: etcd_member
 short_description: Add, remove, promote and list etcd cluster members through the v3 API
 version_added: 0.1.0
@@ -69,9 +69,9 @@ notes:
     with C(--initial-cluster-state=existing)).
 seealso:
   - module: idcloud.platform.etcd_snapshot
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: List members with their health
   idcloud.platform.etcd_member:
     state: list
@@ -111,9 +111,9 @@ EXAMPLES = r'''
     ca_file: /etc/etcd/pki/ca.crt
     cert_file: /etc/etcd/pki/admin.crt
     key_file: /etc/etcd/pki/admin.key
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 members:
   description:
     - The members after the change (in check mode, the members the change would produce).
@@ -183,7 +183,7 @@ error:
   description: The etcd endpoint, message and gRPC code of a failed call.
   returned: on an etcd failure
   type: dict
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -205,9 +205,9 @@ def main():
     except EtcdMemberError as exc:
         module.fail_json(msg=str(exc), member=exc.member)
     except EtcdError as exc:
-        module.fail_json(msg='etcd call failed: %s' % exc, error=exc.to_dict())
+        module.fail_json(msg="etcd call failed: %s" % exc, error=exc.to_dict())
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

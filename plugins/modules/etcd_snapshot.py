@@ -2,7 +2,7 @@
 # Copyright: idcloud developers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 module: etcd_snapshot
 short_description: Save, verify and restore etcd v3 snapshots
 version_added: 0.1.0
@@ -111,9 +111,9 @@ notes:
   - A snapshot holds every secret stored in etcd; saved files are mode 0600.
 seealso:
   - module: idcloud.platform.etcd_member
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Save a timestamped snapshot
   idcloud.platform.etcd_snapshot:
     state: saved
@@ -140,9 +140,9 @@ EXAMPLES = r'''
     initial_cluster_token: spare-20250101
     owner: etcd
     group: etcd
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 path:
   description: The snapshot file written, checked or restored from.
   returned: always
@@ -195,7 +195,7 @@ cmd:
   returned: state is restored and a restore ran
   type: list
   elements: str
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -214,22 +214,22 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **ARGUMENT_CONSTRAINTS)
     p = module.params
     try:
-        if p['state'] == 'saved':
+        if p["state"] == "saved":
             result = run_saved(p, client_from_params(p), module.run_command, module.check_mode)
-        elif p['state'] == 'verified':
+        elif p["state"] == "verified":
             result = run_verified(p, module.run_command)
         else:
             result = run_restored(p, module.run_command, module.check_mode)
     except SnapshotError as exc:
         module.fail_json(msg=str(exc), **exc.details)
     except EtcdError as exc:
-        module.fail_json(msg='etcd call failed: %s' % exc, error=exc.to_dict())
+        module.fail_json(msg="etcd call failed: %s" % exc, error=exc.to_dict())
     except OSError as exc:
-        module.fail_json(msg='%s: %s' % (getattr(exc, 'filename', None) or p.get('path'), exc))
-    for warning in result.pop('warnings', []):
+        module.fail_json(msg="%s: %s" % (getattr(exc, "filename", None) or p.get("path"), exc))
+    for warning in result.pop("warnings", []):
         module.warn(warning)
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

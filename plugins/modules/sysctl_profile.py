@@ -171,5 +171,5 @@ def main():
     module.exit_json(**SysctlProfileRunner(module).run())
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

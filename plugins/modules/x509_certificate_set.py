@@ -214,9 +214,9 @@ from ansible_collections.idcloud.platform.plugins.module_utils.pki.x509_certific
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **ARGUMENT_CONSTRAINTS)
     if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib('cryptography'), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     module.exit_json(**CertificateSetRunner(module).run())
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

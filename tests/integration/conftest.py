@@ -7,15 +7,20 @@ that add hosts to it (marker `scale`) run after the checks, and the drills (mark
 run last, in file order, so that neither can disturb a check. Tests marked `final` read
 what the whole session did (the lab's egress log) and run after the drills.
 """
+
 import pytest
 
 from e2e import converged_cluster
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "scale: adds hosts to the shared cluster; runs after the checks, before the drills")
+    config.addinivalue_line(
+        "markers", "scale: adds hosts to the shared cluster; runs after the checks, before the drills"
+    )
     config.addinivalue_line("markers", "drill: stops real components of the shared cluster; runs last")
-    config.addinivalue_line("markers", "conformance: the conformance CI subset; `make conformance-ci`, out of `make test` for its budget")
+    config.addinivalue_line(
+        "markers", "conformance: the conformance CI subset; `make conformance-ci`, out of `make test` for its budget"
+    )
     config.addinivalue_line("markers", "final: checks the whole session (egress log); runs after the drills")
 
 
@@ -28,6 +33,7 @@ def pytest_collection_modifyitems(session, config, items):
         if item.get_closest_marker("drill"):
             return 3
         return 2 if item.get_closest_marker("scale") else 1
+
     items[:] = sorted(items, key=rank)  # stable: file order within each rank
 
 

@@ -12,6 +12,7 @@ EndpointSlice, the address keepalived holds, containerd's tasks on the workers, 
 tables of the ToR routers (FRR), BIRD's sessions, the IPAM block affinities, the nodes'
 routes and NAT rules.
 """
+
 import contextlib
 import json
 import os
@@ -39,6 +40,7 @@ def _moved(node):
     if isinstance(node, str):
         return node.replace(NET_FROM, NET_TO)
     return node
+
 
 def ctr(host):
     return f"{LAB}-{host}"
@@ -72,32 +74,50 @@ def converged_cluster(tmp_dir):
         FIGURES["site_first_s"] = round(time.monotonic() - started, 1)
         kubeconfig = os.path.expanduser(f"~/.idcloud/{CLUSTER}/admin.conf")
         api = config.new_client_from_config(config_file=kubeconfig)
-        yield {"idc": idc, "desc": desc, "recap": recap, "logs": logs, "api": api, "check_fresh": check_fresh,
-               "kubeconfig": kubeconfig,
-               "core": client.CoreV1Api(api), "apps": client.AppsV1Api(api),
-               "discovery": client.DiscoveryV1Api(api), "egress_mark": egress_mark}
+        yield {
+            "idc": idc,
+            "desc": desc,
+            "recap": recap,
+            "logs": logs,
+            "api": api,
+            "check_fresh": check_fresh,
+            "kubeconfig": kubeconfig,
+            "core": client.CoreV1Api(api),
+            "apps": client.AppsV1Api(api),
+            "discovery": client.DiscoveryV1Api(api),
+            "egress_mark": egress_mark,
+        }
     finally:
         print("figures:", json.dumps(FIGURES))
         results = os.path.join(REPO, "bench", "results")
         os.makedirs(results, exist_ok=True)
         with open(os.path.join(results, "e2e-figures.json"), "w") as f:
-            json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **FIGURES}, f, indent=1,
-                      sort_keys=True, default=str)
+            json.dump(
+                {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **FIGURES},
+                f,
+                indent=1,
+                sort_keys=True,
+                default=str,
+            )
         lab(idc, "down")
 
 
 def hosts_with(desc, role):
     return [h for room in desc["rooms"] for rack in room["racks"] for h in rack["hosts"] if role in h["roles"]]
 
+
 def ready(node):
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
 
 def web_pods(core):
     pods = core.list_namespaced_pod("idcloud-demo", label_selector="app.kubernetes.io/name=web").items
     return sorted(pods, key=lambda p: p.metadata.name)
 
+
 def http_get(node, ip, port=8080):
     return podman_exec(ctr(node), "curl", "-sf", "--max-time", "3", f"http://{ip}:{port}/", check=False)
+
 
 def wait_for(what, predicate, timeout, interval=1.0):
     deadline = time.monotonic() + timeout
@@ -112,6 +132,7 @@ def wait_for(what, predicate, timeout, interval=1.0):
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
+
 def _mib(quantity):
     units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
     for suffix, factor in units.items():
@@ -119,24 +140,31 @@ def _mib(quantity):
             return float(quantity[:-2]) * factor
     return float(quantity) / (1024 * 1024)
 
+
 def _millicores(quantity):
     return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
 
+
 CALICO = ("crd.projectcalico.org", "v1")
+
 
 def rack_of(desc, host):
     return next(r for room in desc["rooms"] for r in room["racks"] if any(h["name"] == host for h in r["hosts"]))
 
+
 def racks(desc):
     return [r for room in desc["rooms"] for r in room["racks"]]
 
+
 def worker_addresses(desc):
     return {h["name"]: h["address"] for h in hosts_with(desc, "worker")}
+
 
 def block_affinities(cluster):
     custom = client.CustomObjectsApi(cluster["api"])
     items = custom.list_cluster_custom_object(*CALICO, "blockaffinities")["items"]
     return {(i["spec"]["node"], i["spec"]["cidr"]) for i in items if i["spec"].get("state") == "confirmed"}
+
 
 def tor_routes(desc, rack):
     """The ToR's BGP table: {prefix: {next-hop or learned-from address, ...}}."""
@@ -147,40 +175,61 @@ def tor_routes(desc, rack):
         table[prefix] = {p.get("peerId") for p in paths if p.get("valid")}
     return table
 
+
 def tor_neighbors(desc, rack):
     out = podman_exec(ctr(rack["tor"]["name"]), "vtysh", "-c", "show bgp neighbors json").stdout
     return {addr: info.get("bgpState") for addr, info in json.loads(out).items()}
+
 
 FIXED_POD = "fixed-ip"
 
 
 def pod_exec(cluster, pod, *cmd):
-    return stream(client.CoreV1Api(cluster["api"]).connect_get_namespaced_pod_exec, pod.metadata.name,
-                  pod.metadata.namespace, command=list(cmd), stderr=True, stdin=False, stdout=True, tty=False,
-                  _request_timeout=30)
+    return stream(
+        client.CoreV1Api(cluster["api"]).connect_get_namespaced_pod_exec,
+        pod.metadata.name,
+        pod.metadata.namespace,
+        command=list(cmd),
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _request_timeout=30,
+    )
 
 
 def pod_http(cluster, pod, ip, port=8080):
     """GET / from inside a pod, with busybox nc (the image's busybox wget exits with SIGSEGV, 139, here)."""
     return pod_exec(cluster, pod, "sh", "-c", f'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 3 {ip} {port}')
 
+
 def calico_pod(cluster, node):
     pods = cluster["core"].list_namespaced_pod("kube-system", label_selector="k8s-app=calico-node").items
     return next(p for p in pods if p.spec.node_name == node)
 
+
 def endpoint_addresses(cluster):
-    slices = cluster["discovery"].list_namespaced_endpoint_slice(
-        "default", label_selector="kubernetes.io/service-name=kubernetes").items
+    slices = (
+        cluster["discovery"]
+        .list_namespaced_endpoint_slice("default", label_selector="kubernetes.io/service-name=kubernetes")
+        .items
+    )
     return sorted(a for s in slices for e in s.endpoints or [] for a in e.addresses)
+
 
 def vip_holders(desc):
     vip = desc["cluster"]["apiserver_vip"]
-    return [h["name"] for h in hosts_with(desc, "lb")
-            if f" {vip}/" in podman_exec(ctr(h["name"]), "ip", "-o", "-4", "addr", check=False).stdout]
+    return [
+        h["name"]
+        for h in hosts_with(desc, "lb")
+        if f" {vip}/" in podman_exec(ctr(h["name"]), "ip", "-o", "-4", "addr", check=False).stdout
+    ]
+
 
 def containerd_tasks(node):
     out = podman_exec(ctr(node), "ctr", "-n", "k8s.io", "tasks", "ls").stdout
     return {line.split()[0]: (line.split()[1], line.split()[2]) for line in out.splitlines()[1:] if line.strip()}
+
 
 # The host that only test_e2e_scale.py brings up: one more worker in rack r1, added to the
 # running cluster with playbooks/scale.yml (the fixture's lab is made without it).
@@ -200,10 +249,21 @@ def grown_description(desc):
 # Services whose PIDs must survive adding a worker: systemd units, and calico-node's
 # processes (a pod, so not a unit) on the nodes; FRR's daemons on the ToRs (a new neighbour
 # is a reload, not a restart).
-SERVICE_UNITS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "containerd",
-                 "kube-proxy", "haproxy", "keepalived"]
-SERVICE_PROCESSES = {"host": {"bird": ["-x", "bird"], "felix": ["-f", "calico-node -felix$"]},
-                     "tor": {"bgpd": ["-x", "bgpd"], "zebra": ["-x", "zebra"]}}
+SERVICE_UNITS = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "containerd",
+    "kube-proxy",
+    "haproxy",
+    "keepalived",
+]
+SERVICE_PROCESSES = {
+    "host": {"bird": ["-x", "bird"], "felix": ["-f", "calico-node -felix$"]},
+    "tor": {"bgpd": ["-x", "bgpd"], "zebra": ["-x", "zebra"]},
+}
 
 
 def service_pids(desc):
@@ -213,8 +273,9 @@ def service_pids(desc):
         for name, kind in [(h["name"], "host") for h in rack["hosts"]] + [(rack["tor"]["name"], "tor")]:
             entry = table[name] = {}
             if kind == "host":
-                shown = podman_exec(ctr(name), "systemctl", "show", "-p", "MainPID", "--value",
-                                    *SERVICE_UNITS).stdout.split()
+                shown = podman_exec(
+                    ctr(name), "systemctl", "show", "-p", "MainPID", "--value", *SERVICE_UNITS
+                ).stdout.split()
                 entry.update({u: int(p) for u, p in zip(SERVICE_UNITS, shown) if int(p)})
             for proc, args in SERVICE_PROCESSES[kind].items():
                 found = podman_exec(ctr(name), "pgrep", *args, check=False).stdout.split()

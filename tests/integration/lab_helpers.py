@@ -1,4 +1,5 @@
 """Helpers for integration tests that bring up their own small lab IDC."""
+
 import json
 import os
 import re
@@ -17,11 +18,13 @@ from idclab.runner import read_kmsg  # noqa: E402
 CACHE = cache_dir()  # ~/.cache/idcloud, or $IDCLOUD_CACHE
 BIN = os.path.join(REPO, ".venv", "bin")
 LAB = os.path.join(REPO, "lab", "lab")
-ENV = dict(os.environ,
-           PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
-           ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-           CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
-           ANSIBLE_FORCE_COLOR="0")
+ENV = dict(
+    os.environ,
+    PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+    ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+    CONTAINERS_CONF=os.path.join(REPO, "lab", "containers.conf"),
+    ANSIBLE_FORCE_COLOR="0",
+)
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -30,11 +33,11 @@ RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 # range. Molecule scenarios take 10.211, 10.212 and 10.218 (molecule/*/idc.yml).
 LAB_NETS = {
     "it-members": 213,  # test_etcd_membership.py
-    "it-lab": 214,    # test_lab.py
-    "it-ca": 215,     # test_etcd_provided_ca.py
-    "it-reg": 216,    # test_lab_registry.py
+    "it-lab": 214,  # test_lab.py
+    "it-ca": 215,  # test_etcd_provided_ca.py
+    "it-reg": 216,  # test_lab_registry.py
     "it-restart": 217,  # test_restart_interrupted.py
-    "it-k8s": 219,    # the end-to-end cluster (e2e.py)
+    "it-k8s": 219,  # the end-to-end cluster (e2e.py)
     "bench-scale": 227,  # bench/run_scale.py (light hosts; not a test, listed so no test takes it)
 }
 
@@ -72,17 +75,22 @@ def lab_env(idc):
 
 
 def lab(idc, command):
-    proc = subprocess.run([sys.executable, LAB, "--idc", idc, command], cwd=REPO, env=ENV,
-                          text=True, capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, LAB, "--idc", idc, command], cwd=REPO, env=ENV, text=True, capture_output=True
+    )
     assert proc.returncode == 0, f"lab {command} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
 
 def run_playbook(idc, name, *extra, log=None):
     """Run a playbook; return (returncode, {host: (ok, changed, unreachable, failed)}, log)."""
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", idc,
-                           os.path.join(REPO, "playbooks", name), *extra],
-                          cwd=REPO, env=lab_env(idc), text=True, capture_output=True)
+    proc = subprocess.run(
+        [os.path.join(BIN, "ansible-playbook"), "-i", idc, os.path.join(REPO, "playbooks", name), *extra],
+        cwd=REPO,
+        env=lab_env(idc),
+        text=True,
+        capture_output=True,
+    )
     if log:
         with open(log, "w") as f:
             f.write(proc.stdout + proc.stderr)
@@ -98,8 +106,7 @@ def playbook(idc, name, *extra, log=None):
 
 
 def podman_exec(container, *cmd, check=True):
-    return subprocess.run(["podman", "exec", container, *cmd], env=ENV, text=True,
-                          capture_output=True, check=check)
+    return subprocess.run(["podman", "exec", container, *cmd], env=ENV, text=True, capture_output=True, check=check)
 
 
 def member_list(container):
@@ -115,16 +122,37 @@ def one_rack_description(lab_name, net, hosts, tor_as, registry=True):
     """
     return {
         "plugin": "idcloud.platform.idc",
-        "cluster": {"name": lab_name, "pod_cidr": f"10.{net}.128.0/18", "service_cidr": f"10.{net}.192.0/20",
-                    "node_as": 64512, "partial": True},
+        "cluster": {
+            "name": lab_name,
+            "pod_cidr": f"10.{net}.128.0/18",
+            "service_cidr": f"10.{net}.192.0/20",
+            "node_as": 64512,
+            "partial": True,
+        },
         "vars": {"idcloud_mirror_url": f"http://10.{net}.1.250", "idcloud_registry": f"10.{net}.1.250:5000"},
         "lab": {"name": lab_name, "mirror": {"rack": "k1", "address": f"10.{net}.1.250", "registry": registry}},
-        "rooms": [{"name": "r", "racks": [{
-            "name": "k1", "subnet": f"10.{net}.1.0/24", "gateway": f"10.{net}.1.1",
-            "tor": {"as": tor_as, "peer": f"10.{net}.1.254"},
-            "hosts": [{"name": name, "address": f"10.{net}.1.{11 + i}", "roles": list(roles),
-                       "size": {"cpu": 4, "memory_gib": 16}} for i, (name, roles) in enumerate(hosts.items())],
-        }]}],
+        "rooms": [
+            {
+                "name": "r",
+                "racks": [
+                    {
+                        "name": "k1",
+                        "subnet": f"10.{net}.1.0/24",
+                        "gateway": f"10.{net}.1.1",
+                        "tor": {"as": tor_as, "peer": f"10.{net}.1.254"},
+                        "hosts": [
+                            {
+                                "name": name,
+                                "address": f"10.{net}.1.{11 + i}",
+                                "roles": list(roles),
+                                "size": {"cpu": 4, "memory_gib": 16},
+                            }
+                            for i, (name, roles) in enumerate(hosts.items())
+                        ],
+                    }
+                ],
+            }
+        ],
     }
 
 

@@ -1,4 +1,5 @@
 """End to end, the control plane and nodes: on the session's converged cluster (conftest.py)."""
+
 import json
 import os
 import sys
@@ -28,9 +29,14 @@ def test_nodes_ready_through_the_vip(cluster):
     assert sorted(nodes) == sorted(workers)
     for name in workers:
         assert ready(nodes[name]), f"{name} is not Ready: {nodes[name].status.conditions}"
-        rack = [r["name"] for room in cluster["desc"]["rooms"] for r in room["racks"]
-                if any(h["name"] == name for h in r["hosts"])][0]
+        rack = [
+            r["name"]
+            for room in cluster["desc"]["rooms"]
+            for r in room["racks"]
+            if any(h["name"] == name for h in r["hosts"])
+        ][0]
         assert nodes[name].metadata.labels["idcloud.io/rack"] == rack
+
 
 def test_workload_runs_on_the_workers_and_answers(cluster):
     pods = web_pods(cluster["core"])
@@ -41,6 +47,7 @@ def test_workload_runs_on_the_workers_and_answers(cluster):
         assert out.returncode == 0, out.stderr
         assert pod.metadata.name in out.stdout, out.stdout
     assert {p.spec.node_name for p in pods} <= {h["name"] for h in hosts_with(cluster["desc"], "worker")}
+
 
 def test_allocatable_is_capacity_minus_reservation_and_eviction(cluster):
     sys.path.insert(0, os.path.join(REPO, "collections"))
@@ -64,8 +71,12 @@ def test_allocatable_is_capacity_minus_reservation_and_eviction(cluster):
         reserved_m = _millicores(kc["kubeReserved"]["cpu"]) + _millicores(kc["systemReserved"]["cpu"])
         assert _millicores(alloc["cpu"]) == _millicores(cap["cpu"]) - reserved_m
         assert _mib(cap["memory"]) == int(meminfo) / 1024
-        FIGURES[f"{name}_allocatable"] = {"capacity": cap["memory"], "allocatable": alloc["memory"],
-                                          "cpu": f"{cap['cpu']} -> {alloc['cpu']}"}
+        FIGURES[f"{name}_allocatable"] = {
+            "capacity": cap["memory"],
+            "allocatable": alloc["memory"],
+            "cpu": f"{cap['cpu']} -> {alloc['cpu']}",
+        }
+
 
 def test_second_run_changes_nothing(cluster):
     started = time.monotonic()

@@ -5,6 +5,7 @@ order of this file; each but the last leaves the cluster as it found it (it rest
 it stopped and waits until the state before is back). The last re-cables a worker into
 another rack; the session fixture removes the lab after it.
 """
+
 import copy
 import datetime
 import os
@@ -64,13 +65,25 @@ def test_stopping_bird_withdraws_routes_and_is_flagged(cluster):
     started = time.monotonic()
     pod_exec(cluster, cpod, "sv", "down", "bird")
     try:
-        wait_for(f"{victim}'s routes to leave {rack['tor']['name']}",
-                 lambda: not {p for p, peers in tor_routes(desc, rack).items() if addresses[victim] in peers}, 30,
-                 interval=0.5)
+        wait_for(
+            f"{victim}'s routes to leave {rack['tor']['name']}",
+            lambda: not {p for p, peers in tor_routes(desc, rack).items() if addresses[victim] in peers},
+            30,
+            interval=0.5,
+        )
         FIGURES["bird_down_routes_gone_s"] = round(time.monotonic() - started, 1)
-        proc = subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", cluster["idc"],
-                               os.path.join(REPO, "playbooks", "inspect_network.yml")],
-                              cwd=REPO, env=lab_env(cluster["idc"]), text=True, capture_output=True)
+        proc = subprocess.run(
+            [
+                os.path.join(REPO, ".venv", "bin", "ansible-playbook"),
+                "-i",
+                cluster["idc"],
+                os.path.join(REPO, "playbooks", "inspect_network.yml"),
+            ],
+            cwd=REPO,
+            env=lab_env(cluster["idc"]),
+            text=True,
+            capture_output=True,
+        )
         with open(os.path.join(cluster["logs"], "inspect-down.log"), "w") as f:
             f.write(proc.stdout + proc.stderr)
         assert proc.returncode != 0, "the inspection did not fail with BIRD down"
@@ -78,14 +91,18 @@ def test_stopping_bird_withdraws_routes_and_is_flagged(cluster):
     finally:
         pod_exec(cluster, calico_pod(cluster, victim), "sv", "up", "bird")
     restarted = time.monotonic()
-    wait_for(f"{victim}'s routes back on {rack['tor']['name']}",
-             lambda: {p for p, peers in tor_routes(desc, rack).items() if addresses[victim] in peers} == before, 90)
+    wait_for(
+        f"{victim}'s routes back on {rack['tor']['name']}",
+        lambda: {p for p, peers in tor_routes(desc, rack).items() if addresses[victim] in peers} == before,
+        90,
+    )
     FIGURES["bird_up_routes_back_s"] = round(time.monotonic() - restarted, 1)
     stop.set()
     prober.join()
     FIGURES["bird_down_probes"] = {"answers": answers[0], "failures": len(failures)}
     assert failures == [], f"{len(failures)} probes to {survivor_pod.metadata.name} on {survivor} failed"
     playbook(cluster["idc"], "inspect_network.yml", log=os.path.join(cluster["logs"], "inspect-2.log"))
+
 
 def test_stopped_apiserver_leaves_the_kubernetes_endpoints(cluster):
     cps = hosts_with(cluster["desc"], "control_plane")
@@ -95,14 +112,17 @@ def test_stopped_apiserver_leaves_the_kubernetes_endpoints(cluster):
     podman_exec(ctr(victim["name"]), "systemctl", "stop", "kube-apiserver")
     try:
         started = time.monotonic()
-        wait_for(f"{victim['address']} to leave the endpoints",
-                 lambda: victim["address"] not in endpoint_addresses(cluster), 60)
+        wait_for(
+            f"{victim['address']} to leave the endpoints",
+            lambda: victim["address"] not in endpoint_addresses(cluster),
+            60,
+        )
         FIGURES["endpoint_removed_s"] = round(time.monotonic() - started, 1)
         assert endpoint_addresses(cluster) == [a for a in all_addresses if a != victim["address"]]
     finally:
         podman_exec(ctr(victim["name"]), "systemctl", "start", "kube-apiserver")
-    wait_for("the apiserver to come back into the endpoints",
-             lambda: endpoint_addresses(cluster) == all_addresses, 90)
+    wait_for("the apiserver to come back into the endpoints", lambda: endpoint_addresses(cluster) == all_addresses, 90)
+
 
 def test_vip_moves_when_the_active_lb_host_stops(cluster):
     desc = cluster["desc"]
@@ -125,8 +145,9 @@ def test_vip_moves_when_the_active_lb_host_stops(cluster):
     stopped = time.monotonic()
     subprocess.run(["podman", "stop", "-t", "5", ctr(active)], env=ENV, check=True, capture_output=True)
     try:
-        new = wait_for("the VIP on the other LB host",
-                       lambda: [h for h in vip_holders(desc) if h != active], 30, interval=0.5)
+        new = wait_for(
+            "the VIP on the other LB host", lambda: [h for h in vip_holders(desc) if h != active], 30, interval=0.5
+        )
         FIGURES["vip_failover_s"] = round(time.monotonic() - stopped, 1)
         time.sleep(5)
         stop.set()
@@ -140,24 +161,37 @@ def test_vip_moves_when_the_active_lb_host_stops(cluster):
     finally:
         stop.set()
         subprocess.run(["podman", "start", ctr(active)], env=ENV, check=True, capture_output=True)
-    wait_for("haproxy back on the restarted LB host",
-             lambda: podman_exec(ctr(active), "systemctl", "is-active", "haproxy", check=False).stdout.strip() == "active",
-             60)
+    wait_for(
+        "haproxy back on the restarted LB host",
+        lambda: podman_exec(ctr(active), "systemctl", "is-active", "haproxy", check=False).stdout.strip() == "active",
+        60,
+    )
     wait_for("exactly one VIP holder", lambda: len(vip_holders(desc)) == 1, 30)
+
 
 def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
     core, desc = cluster["core"], cluster["desc"]
     cps = [h["name"] for h in hosts_with(desc, "control_plane")]
     etcds = [h["name"] for h in hosts_with(desc, "etcd")]
     pods = web_pods(core)
-    before = {p.metadata.uid: (p.metadata.name, p.spec.node_name, p.status.pod_ip,
-                               p.status.container_statuses[0].container_id.split("//")[1],
-                               p.status.container_statuses[0].restart_count) for p in pods}
+    before = {
+        p.metadata.uid: (
+            p.metadata.name,
+            p.spec.node_name,
+            p.status.pod_ip,
+            p.status.container_statuses[0].container_id.split("//")[1],
+            p.status.container_statuses[0].restart_count,
+        )
+        for p in pods
+    }
     tasks_before = {node: containerd_tasks(node) for node in {v[1] for v in before.values()}}
     # which pod each task belongs to, for the message if one of them changes
-    names = {s.container_id.split("//")[1]: f"{p.metadata.namespace}/{p.metadata.name}/{s.name}"
-             for p in core.list_pod_for_all_namespaces().items
-             for s in (p.status.container_statuses or []) if s.container_id}
+    names = {
+        s.container_id.split("//")[1]: f"{p.metadata.namespace}/{p.metadata.name}/{s.name}"
+        for p in core.list_pod_for_all_namespaces().items
+        for s in (p.status.container_statuses or [])
+        if s.container_id
+    }
     for _uid, (name, node, _ip, cid, _) in before.items():
         assert tasks_before[node][cid][1] == "RUNNING", (name, tasks_before[node])
 
@@ -167,9 +201,11 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
     tor_tables = {r["name"]: tor_routes(desc, r) for r in racks(desc)}
     ips = " ".join(sorted(v[2] for v in before.values()))
     for node in tasks_before:
-        script = (f"rm -f /tmp/drill.log; while [ ! -e /tmp/drill.stop ]; do for ip in {ips}; do "
-                  "if curl -sf --max-time 2 -o /dev/null http://$ip:8080/; then echo \"$(date +%s.%N) $ip ok\"; "
-                  "else echo \"$(date +%s.%N) $ip FAIL\"; fi; done >> /tmp/drill.log; sleep 0.5; done")
+        script = (
+            f"rm -f /tmp/drill.log; while [ ! -e /tmp/drill.stop ]; do for ip in {ips}; do "
+            'if curl -sf --max-time 2 -o /dev/null http://$ip:8080/; then echo "$(date +%s.%N) $ip ok"; '
+            'else echo "$(date +%s.%N) $ip FAIL"; fi; done >> /tmp/drill.log; sleep 0.5; done'
+        )
         podman_exec(ctr(node), "rm", "-f", "/tmp/drill.stop")
         subprocess.run(["podman", "exec", "-d", ctr(node), "sh", "-c", script], env=ENV, check=True)
 
@@ -181,8 +217,9 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
         podman_exec(ctr(host), "systemctl", "stop", "etcd")
     time.sleep(20)
     # all apiservers at once; without etcd each may take its whole stop timeout
-    stops = [subprocess.Popen(["podman", "exec", ctr(host), "systemctl", "stop", "kube-apiserver"], env=ENV)
-             for host in cps]
+    stops = [
+        subprocess.Popen(["podman", "exec", ctr(host), "systemctl", "stop", "kube-apiserver"], env=ENV) for host in cps
+    ]
     assert [p.wait(timeout=120) for p in stops] == [0] * len(cps)
     outage["apiservers_stopped_s"] = round(time.monotonic() - t0, 1)
     with pytest.raises(Exception):
@@ -190,8 +227,7 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
     time.sleep(20)
     outage["down_s"] = round(time.monotonic() - t0, 1)
     # members wait for each other's quorum before systemd reports them started: all at once
-    starts = [subprocess.Popen(["podman", "exec", ctr(host), "systemctl", "start", "etcd"], env=ENV)
-              for host in etcds]
+    starts = [subprocess.Popen(["podman", "exec", ctr(host), "systemctl", "start", "etcd"], env=ENV) for host in etcds]
     assert [p.wait(timeout=120) for p in starts] == [0] * len(etcds)
     for host in cps:
         podman_exec(ctr(host), "systemctl", "start", "kube-apiserver")
@@ -205,12 +241,21 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
         podman_exec(ctr(node), "touch", "/tmp/drill.stop")
         time.sleep(1)
         logs[node] = podman_exec(ctr(node), "cat", "/tmp/drill.log").stdout.splitlines()
-    FIGURES["drill"] = outage | {"probes": sum(len(v) for v in logs.values()),
-                                 "failed_probes": sum(1 for v in logs.values() for x in v if x.endswith("FAIL"))}
+    FIGURES["drill"] = outage | {
+        "probes": sum(len(v) for v in logs.values()),
+        "failed_probes": sum(1 for v in logs.values() for x in v if x.endswith("FAIL")),
+    }
 
-    after = {p.metadata.uid: (p.metadata.name, p.spec.node_name, p.status.pod_ip,
-                              p.status.container_statuses[0].container_id.split("//")[1],
-                              p.status.container_statuses[0].restart_count) for p in web_pods(core)}
+    after = {
+        p.metadata.uid: (
+            p.metadata.name,
+            p.spec.node_name,
+            p.status.pod_ip,
+            p.status.container_statuses[0].container_id.split("//")[1],
+            p.status.container_statuses[0].restart_count,
+        )
+        for p in web_pods(core)
+    }
     # same pods (no eviction, no reschedule), same containers, no restarts
     assert after == before
     # calico-node kept running (its containerd task is among those checked below), and
@@ -223,20 +268,25 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
     # the pods answered throughout the outage
     assert FIGURES["drill"]["probes"] > 2 * 40, logs
     assert FIGURES["drill"]["failed_probes"] == 0, [x for v in logs.values() for x in v if x.endswith("FAIL")]
-    evictions = [e for e in core.list_namespaced_event("idcloud-demo").items
-                 if e.reason in ("Evicted", "TaintManagerEviction", "Killing")
-                 and (e.last_timestamp or e.event_time or e.metadata.creation_timestamp) >= outage_began]
+    evictions = [
+        e
+        for e in core.list_namespaced_event("idcloud-demo").items
+        if e.reason in ("Evicted", "TaintManagerEviction", "Killing")
+        and (e.last_timestamp or e.event_time or e.metadata.creation_timestamp) >= outage_began
+    ]
     assert evictions == [], [(e.reason, e.message) for e in evictions]
     dep = cluster["apps"].read_namespaced_deployment("web", "idcloud-demo")
     assert dep.status.available_replicas == 2
+
 
 def test_moving_a_node_to_another_rack_moves_its_peering(cluster, tmp_path):
     """Re-cable a worker into another rack (new address there), re-run: it peers with the new ToR."""
     desc = copy.deepcopy(cluster["desc"])
     node = sorted(worker_addresses(desc))[-1]
     old_rack = rack_of(desc, node)
-    new_rack = next(r for r in racks(desc) if r["name"] != old_rack["name"]
-                    and not any("worker" in h["roles"] for h in r["hosts"]))
+    new_rack = next(
+        r for r in racks(desc) if r["name"] != old_rack["name"] and not any("worker" in h["roles"] for h in r["hosts"])
+    )
     host = next(h for h in old_rack["hosts"] if h["name"] == node)
     old_address = host["address"]
     old_rack["hosts"].remove(host)
@@ -257,9 +307,17 @@ def test_moving_a_node_to_another_rack_moves_its_peering(cluster, tmp_path):
     old_states = tor_neighbors(desc, old_rack)
     assert old_address not in old_states, old_states
     mine = {c for n, c in block_affinities(cluster) if n == node and not c.endswith("/32")}
-    table = wait_for(f"{node}'s blocks on {new_rack['tor']['name']}",
-                     lambda: (lambda t: t if mine <= {p for p, peers in t.items() if host["address"] in peers}
-                              else None)(tor_routes(desc, new_rack)), 60)
+    table = wait_for(
+        f"{node}'s blocks on {new_rack['tor']['name']}",
+        lambda: (lambda t: t if mine <= {p for p, peers in t.items() if host["address"] in peers} else None)(
+            tor_routes(desc, new_rack)
+        ),
+        60,
+    )
     assert not {p for p, peers in tor_routes(desc, old_rack).items() if old_address in peers}
-    FIGURES["moved"] = {"node": node, "from": old_rack["name"], "to": new_rack["name"],
-                        "routes": sorted(p for p, peers in table.items() if host["address"] in peers)}
+    FIGURES["moved"] = {
+        "node": node,
+        "from": old_rack["name"],
+        "to": new_rack["name"],
+        "routes": sorted(p for p, peers in table.items() if host["address"] in peers),
+    }

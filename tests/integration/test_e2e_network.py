@@ -1,4 +1,5 @@
 """End to end, Calico with the ToRs: on the session's converged cluster (conftest.py)."""
+
 import ipaddress
 import json
 import os
@@ -39,20 +40,37 @@ def test_every_node_peers_with_its_own_rack_tor(cluster):
     recap = playbook(cluster["idc"], "inspect_network.yml", log=os.path.join(cluster["logs"], "inspect-1.log"))
     assert all(r[3] == 0 for r in recap.values()), recap
 
+
 def test_each_tor_holds_exactly_its_racks_blocks(cluster):
     desc = cluster["desc"]
-    affinities = wait_for("every node to own a block", lambda: block_affinities(cluster)
-                          if {n for n, _ in block_affinities(cluster)} == set(worker_addresses(desc)) else None, 60)
+    affinities = wait_for(
+        "every node to own a block",
+        lambda: (
+            block_affinities(cluster)
+            if {n for n, _ in block_affinities(cluster)} == set(worker_addresses(desc))
+            else None
+        ),
+        60,
+    )
     addresses = worker_addresses(desc)
     FIGURES["block_affinities"] = sorted(f"{n} {c}" for n, c in affinities)
     for rack in racks(desc):
         in_rack = {n for n in addresses if rack_of(desc, n)["name"] == rack["name"]}
         expected = {c for n, c in affinities if n in in_rack and not c.endswith("/32")}
-        table = wait_for(f"{rack['tor']['name']} to hold its rack's blocks",
-                         lambda: (lambda t: t if {p for p, peers in t.items()
-                                                  if peers & {addresses[n] for n in in_rack}
-                                                  and not p.endswith("/32")} == expected else None)(tor_routes(desc, rack)),
-                         60)
+        table = wait_for(
+            f"{rack['tor']['name']} to hold its rack's blocks",
+            lambda: (
+                lambda t: (
+                    t
+                    if {
+                        p for p, peers in t.items() if peers & {addresses[n] for n in in_rack} and not p.endswith("/32")
+                    }
+                    == expected
+                    else None
+                )
+            )(tor_routes(desc, rack)),
+            60,
+        )
         from_servers = {p for p, peers in table.items() if peers & {addresses[n] for n in in_rack}}
         assert {p for p in from_servers if not p.endswith("/32")} == expected, (rack["name"], table)
         # every /27 is a block of the pod network; /32s only from the fixed-address pool
@@ -63,6 +81,7 @@ def test_each_tor_holds_exactly_its_racks_blocks(cluster):
         if uplink:
             assert others <= {p for p, peers in table.items() if uplink["peer"] in peers}, (rack["name"], table)
         FIGURES[f"{rack['tor']['name']}_routes"] = {p: sorted(v) for p, v in table.items()}
+
 
 def test_nodes_learn_nothing_from_their_tor(cluster):
     desc = cluster["desc"]
@@ -77,6 +96,7 @@ def test_nodes_learn_nothing_from_their_tor(cluster):
         gateway = rack_of(desc, node)["gateway"]
         assert default and all(f"via {gateway} " in l and "proto bird" not in l for l in default), (node, default)
 
+
 def test_nat_outgoing_uses_fully_random_ports(cluster):
     for node in worker_addresses(cluster["desc"]):
         nat = podman_exec(ctr(node), "iptables-save", "-t", "nat").stdout
@@ -86,29 +106,49 @@ def test_nat_outgoing_uses_fully_random_ports(cluster):
         assert kube and all("--random-fully" in l for l in kube), kube
         FIGURES["nat_rules"] = calico + kube
 
+
 def test_fixed_ip_pod_is_a_32_on_its_tor(cluster):
     desc, core = cluster["desc"], cluster["core"]
     fixed = ipaddress.ip_network(desc["cluster"]["fixed_ip_cidr"])
     address = str(fixed.network_address + 10)
     node = sorted(worker_addresses(desc))[-1]
     pod = client.V1Pod(
-        metadata=client.V1ObjectMeta(name=FIXED_POD, namespace="idcloud-demo",
-                                     annotations={"cni.projectcalico.org/ipAddrs": json.dumps([address])}),
-        spec=client.V1PodSpec(node_name=node, enable_service_links=False, containers=[client.V1Container(
-            name="web", image=f"{desc['vars']['idcloud_registry']}/idcloud/web:1.0.0")]))
+        metadata=client.V1ObjectMeta(
+            name=FIXED_POD,
+            namespace="idcloud-demo",
+            annotations={"cni.projectcalico.org/ipAddrs": json.dumps([address])},
+        ),
+        spec=client.V1PodSpec(
+            node_name=node,
+            enable_service_links=False,
+            containers=[client.V1Container(name="web", image=f"{desc['vars']['idcloud_registry']}/idcloud/web:1.0.0")],
+        ),
+    )
     core.create_namespaced_pod("idcloud-demo", pod)
-    got = wait_for("the fixed-address pod to run", lambda: (lambda p: p if p.status.phase == "Running" else None)(
-        core.read_namespaced_pod(FIXED_POD, "idcloud-demo")), 120)
+    got = wait_for(
+        "the fixed-address pod to run",
+        lambda: (lambda p: p if p.status.phase == "Running" else None)(
+            core.read_namespaced_pod(FIXED_POD, "idcloud-demo")
+        ),
+        120,
+    )
     assert got.status.pod_ip == address
     rack = rack_of(desc, node)
-    table = wait_for(f"{address}/32 on {rack['tor']['name']}",
-                     lambda: (lambda t: t if f"{address}/32" in t else None)(tor_routes(desc, rack)), 60)
+    table = wait_for(
+        f"{address}/32 on {rack['tor']['name']}",
+        lambda: (lambda t: t if f"{address}/32" in t else None)(tor_routes(desc, rack)),
+        60,
+    )
     assert table[f"{address}/32"] == {worker_addresses(desc)[node]}
     for other in racks(desc):
         if other["name"] != rack["name"] and other["tor"].get("uplink"):
-            wait_for(f"{address}/32 on {other['tor']['name']} through the spine",
-                     lambda: f"{address}/32" in tor_routes(desc, other), 30)
+            wait_for(
+                f"{address}/32 on {other['tor']['name']} through the spine",
+                lambda: f"{address}/32" in tor_routes(desc, other),
+                30,
+            )
     FIGURES["fixed_ip"] = {"pod": address, "node": node, "tor": rack["tor"]["name"]}
+
 
 def test_pod_in_one_rack_reaches_a_pod_in_another(cluster):
     desc, core = cluster["desc"], cluster["core"]

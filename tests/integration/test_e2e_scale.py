@@ -5,6 +5,7 @@ the session's cluster by e2e.ADDED_WORKER, a host the fixture's lab does not hav
 leaves the grown description in the `cluster` fixture, so the drills after it see every
 node that runs.
 """
+
 import os
 import time
 
@@ -42,11 +43,14 @@ def test_adding_a_worker_leaves_the_existing_hosts_alone(cluster, tmp_path):
     assert all(before.values()), before  # every host and ToR has services to compare
     idc = write_inventory(str(tmp_path), desc)
     lab(idc, "up")
-    assert podman_exec(ctr(name), "systemctl", "is-system-running", check=False).stdout.strip() in ("running",
-                                                                                                   "degraded")
+    assert podman_exec(ctr(name), "systemctl", "is-system-running", check=False).stdout.strip() in (
+        "running",
+        "degraded",
+    )
     # the preview on the fresh host reports its changes and touches nothing
-    rc, recap, log = run_playbook(idc, "scale.yml", "--limit", name, "--check", "--diff",
-                                  log=os.path.join(cluster["logs"], "scale-check.log"))
+    rc, recap, log = run_playbook(
+        idc, "scale.yml", "--limit", name, "--check", "--diff", log=os.path.join(cluster["logs"], "scale-check.log")
+    )
     assert rc == 0, f"scale.yml --check failed (see {log})"
     assert set(recap) == {name} and recap[name][1] > 0, recap
 
@@ -58,14 +62,18 @@ def test_adding_a_worker_leaves_the_existing_hosts_alone(cluster, tmp_path):
     assert ready(cluster["core"].read_node(name)), cluster["core"].read_node(name).status.conditions
     assert cluster["core"].read_node(name).metadata.labels["idcloud.io/rack"] == ADDED_WORKER["rack"]
     rack = rack_of(desc, name)
-    states = wait_for(f"{rack['tor']['name']}'s session with {name}",
-                      lambda: (lambda s: s if s.get(ADDED_WORKER["address"]) == "Established" else None)(
-                          tor_neighbors(desc, rack)), 60)
+    states = wait_for(
+        f"{rack['tor']['name']}'s session with {name}",
+        lambda: (lambda s: s if s.get(ADDED_WORKER["address"]) == "Established" else None)(tor_neighbors(desc, rack)),
+        60,
+    )
     FIGURES["scale_tor_neighbors"] = states
 
     after = service_pids(cluster["desc"])
-    changed = {host: {svc: (pid, after[host].get(svc)) for svc, pid in svcs.items() if after[host].get(svc) != pid}
-               for host, svcs in before.items()}
+    changed = {
+        host: {svc: (pid, after[host].get(svc)) for svc, pid in svcs.items() if after[host].get(svc) != pid}
+        for host, svcs in before.items()
+    }
     assert {h: c for h, c in changed.items() if c} == {}, "services restarted on existing hosts"
 
     recap = playbook(idc, "scale.yml", "--limit", name, log=os.path.join(cluster["logs"], "scale-2.log"))

@@ -4,6 +4,7 @@ Felix's usage reporting, on the session's converged cluster (conftest.py).
 Pods are the lab's web image (busybox httpd on :8080, page naming the pod); reachability is
 a GET from inside another pod (e2e.pod_http), so it crosses Felix's real iptables rules.
 """
+
 import os
 
 from kubernetes import client
@@ -20,16 +21,21 @@ def _web_pod(desc, namespace, name, labels=None, port=None, sysctls=None):
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=labels or {"app": name}),
         spec=client.V1PodSpec(
-            enable_service_links=False, termination_grace_period_seconds=1,
+            enable_service_links=False,
+            termination_grace_period_seconds=1,
             security_context=client.V1PodSecurityContext(sysctls=sysctls) if sysctls else None,
-            containers=[client.V1Container(name="web", image=f"{desc['vars']['idcloud_registry']}/idcloud/web:1.0.0",
-                                           env=env)]))
+            containers=[
+                client.V1Container(name="web", image=f"{desc['vars']['idcloud_registry']}/idcloud/web:1.0.0", env=env)
+            ],
+        ),
+    )
 
 
 def _running(core, namespace, names, timeout=120):
     def check():
         pods = [core.read_namespaced_pod(n, namespace) for n in names]
         return pods if all(p.status.phase == "Running" and p.status.pod_ip for p in pods) else None
+
     return wait_for(f"pods {names} in {namespace} to run", check, timeout)
 
 
@@ -50,14 +56,23 @@ def _namespace(core, name, labels):
 def _dns_targets(cluster):
     """The cluster DNS pods tenants may reach; a stand-in on :53 where this branch has no CoreDNS."""
     core = cluster["core"]
-    pods = [p for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items
-            if p.status.phase == "Running" and p.status.pod_ip]
+    pods = [
+        p
+        for p in core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items
+        if p.status.phase == "Running" and p.status.pod_ip
+    ]
     if pods:
         return pods, False
     # No CoreDNS yet (the cluster_addons role lands separately): a pod with the DNS pods'
     # label answering TCP on 53, so the policy's port and selector are what is tested.
-    standin = _web_pod(cluster["desc"], "kube-system", "dns-standin", labels={"k8s-app": "kube-dns"}, port=53,
-                       sysctls=[client.V1Sysctl(name="net.ipv4.ip_unprivileged_port_start", value="0")])
+    standin = _web_pod(
+        cluster["desc"],
+        "kube-system",
+        "dns-standin",
+        labels={"k8s-app": "kube-dns"},
+        port=53,
+        sysctls=[client.V1Sysctl(name="net.ipv4.ip_unprivileged_port_start", value="0")],
+    )
     core.create_namespaced_pod("kube-system", standin)
     return _running(core, "kube-system", ["dns-standin"]), True
 
@@ -74,7 +89,7 @@ def test_tenants_are_isolated_and_policies_open_them(cluster):
                 core.create_namespaced_pod(ns, _web_pod(desc, ns, name))
         a1, a2 = _running(core, TENANT_A, ["a1", "a2"])
         (b1,) = _running(core, TENANT_B, ["b1"])
-        outsider = web_pods(core)[0]   # idcloud-demo: not a tenant
+        outsider = web_pods(core)[0]  # idcloud-demo: not a tenant
 
         # before the role has run again: closed, even inside the tenant (fails closed)
         assert not reaches(cluster, b1, a1), "tenant B reached tenant A right after labelling"
@@ -94,19 +109,37 @@ def test_tenants_are_isolated_and_policies_open_them(cluster):
         assert reaches(cluster, a1, outsider), "tenant egress to a non-tenant pod is cut"
 
         # a NetworkPolicy of tenant A lets tenant B in
-        net.create_namespaced_network_policy(TENANT_A, client.V1NetworkPolicy(
-            metadata=client.V1ObjectMeta(name="from-tenant-b"),
-            spec=client.V1NetworkPolicySpec(pod_selector={}, policy_types=["Ingress"], ingress=[
-                client.V1NetworkPolicyIngressRule(_from=[client.V1NetworkPolicyPeer(
-                    namespace_selector=client.V1LabelSelector(match_labels={TENANT_LABEL: "b"}))])])))
+        net.create_namespaced_network_policy(
+            TENANT_A,
+            client.V1NetworkPolicy(
+                metadata=client.V1ObjectMeta(name="from-tenant-b"),
+                spec=client.V1NetworkPolicySpec(
+                    pod_selector={},
+                    policy_types=["Ingress"],
+                    ingress=[
+                        client.V1NetworkPolicyIngressRule(
+                            _from=[
+                                client.V1NetworkPolicyPeer(
+                                    namespace_selector=client.V1LabelSelector(match_labels={TENANT_LABEL: "b"})
+                                )
+                            ]
+                        )
+                    ],
+                ),
+            ),
+        )
         assert wait_for("b1 to reach a1 once tenant A allows it", lambda: reaches(cluster, b1, a1), 30)
         assert not reaches(cluster, a1, b1), "tenant B's isolation opened too"
 
         # DNS: even under the tenant's own default-deny egress, the DNS pods stay reachable
         dns_pods, standin = _dns_targets(cluster)
-        net.create_namespaced_network_policy(TENANT_A, client.V1NetworkPolicy(
-            metadata=client.V1ObjectMeta(name="deny-egress"),
-            spec=client.V1NetworkPolicySpec(pod_selector={}, policy_types=["Egress"])))
+        net.create_namespaced_network_policy(
+            TENANT_A,
+            client.V1NetworkPolicy(
+                metadata=client.V1ObjectMeta(name="deny-egress"),
+                spec=client.V1NetworkPolicySpec(pod_selector={}, policy_types=["Egress"]),
+            ),
+        )
         wait_for("tenant A's egress to be cut", lambda: not reaches(cluster, a1, outsider), 30)
         for dns in dns_pods:
             assert tcp_open(cluster, a1, dns.status.pod_ip, 53), f"DNS pod {dns.metadata.name} cut off from tenant A"
@@ -124,8 +157,11 @@ def test_tenants_are_isolated_and_policies_open_them(cluster):
             if exc.status != 404:
                 raise
     # gone before the next test, so no later check meets a tenant namespace
-    wait_for("the tenant namespaces to go", lambda: not [
-        n for n in core.list_namespace().items if n.metadata.name in (TENANT_A, TENANT_B)], 120)
+    wait_for(
+        "the tenant namespaces to go",
+        lambda: not [n for n in core.list_namespace().items if n.metadata.name in (TENANT_A, TENANT_B)],
+        120,
+    )
 
 
 def test_felix_usage_reporting_is_off(cluster):

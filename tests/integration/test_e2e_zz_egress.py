@@ -13,6 +13,7 @@ answered which left a host by its default route instead of dying on the way: the
 refuse untranslated service addresses (roles/network_guard) and the ToRs null-route both
 ranges (tor_frr_config). Neither kind is allowed.
 """
+
 import ipaddress
 
 import pytest
@@ -41,12 +42,15 @@ def test_the_lab_logged_no_egress_outside_the_cluster_during_the_session(cluster
     inside, outside = _drops(cluster)
     FIGURES["egress_drops"] = len(outside)
     FIGURES["egress_drops_cluster_ranges"] = {"drops": len(inside), "flows": [list(t) for t in _summary(inside)]}
-    assert outside == [], (f"the e2e lab tried to reach outside it ({len(outside)} drops; src, dst, proto, port): "
-                           f"{_summary(outside)}")
+    assert outside == [], (
+        f"the e2e lab tried to reach outside it ({len(outside)} drops; src, dst, proto, port): {_summary(outside)}"
+    )
 
 
 def test_no_packet_for_the_cluster_ranges_left_a_host(cluster):
     inside, _ = _drops(cluster)
-    assert inside == [], (f"{len(inside)} drops to the pod or service network (src, dst, proto, port): "
-                          f"{_summary(inside)}; the host's guard (nft list counter inet idcloud_guard "
-                          "untranslated) or the ToR's null route should have stopped them")
+    assert inside == [], (
+        f"{len(inside)} drops to the pod or service network (src, dst, proto, port): "
+        f"{_summary(inside)}; the host's guard (nft list counter inet idcloud_guard "
+        "untranslated) or the ToR's null route should have stopped them"
+    )

@@ -6,6 +6,7 @@ workers the etcd role and re-running etcd.yml must grow the cluster to five vote
 must change nothing; taking the role away again must shrink it back to three and stop
 etcd on the two hosts. Everything is read from the real cluster.
 """
+
 import shutil
 
 import pytest
@@ -17,8 +18,13 @@ pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman i
 
 
 def description(etcd_hosts):
-    return one_rack_description(LAB, lab_net(LAB), {f"m{i}": ["etcd"] if f"m{i}" in etcd_hosts else ["worker"]
-                                           for i in range(1, 6)}, tor_as=65301, registry=False)
+    return one_rack_description(
+        LAB,
+        lab_net(LAB),
+        {f"m{i}": ["etcd"] if f"m{i}" in etcd_hosts else ["worker"] for i in range(1, 6)},
+        tor_as=65301,
+        registry=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +38,10 @@ def inventory(tmp_path_factory):
 
 
 def pids(hosts):
-    return {h: podman_exec(f"{LAB}-{h}", "systemctl", "show", "-p", "MainPID", "--value", "etcd").stdout.strip()
-            for h in hosts}
+    return {
+        h: podman_exec(f"{LAB}-{h}", "systemctl", "show", "-p", "MainPID", "--value", "etcd").stdout.strip()
+        for h in hosts
+    }
 
 
 def test_grow_to_five_and_shrink_back_to_three(inventory, tmp_path):
@@ -70,8 +78,9 @@ def test_grow_to_five_and_shrink_back_to_three(inventory, tmp_path):
 
 
 def unit_start_usec(host):
-    out = podman_exec(f"{LAB}-{host}", "systemctl", "show", "-p", "ExecMainStartTimestampMonotonic",
-                      "--value", "etcd").stdout.strip()
+    out = podman_exec(
+        f"{LAB}-{host}", "systemctl", "show", "-p", "ExecMainStartTimestampMonotonic", "--value", "etcd"
+    ).stdout.strip()
     return int(out)
 
 
@@ -99,9 +108,16 @@ def test_changed_flag_restarts_members_one_at_a_time_after_a_snapshot(inventory,
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert all(gap > 500_000 for gap in gaps), f"members restarted together: gaps {gaps} us"
     log = (tmp_path / "restart.log").read_text()
-    order = [line for line in log.splitlines() if line.startswith("TASK [idcloud.platform.service_restart : ")
-             and ("Snapshot the cluster before restarting" in line or "Restart etcd on" in line
-                  or "Wait until healthy again" in line)]
+    order = [
+        line
+        for line in log.splitlines()
+        if line.startswith("TASK [idcloud.platform.service_restart : ")
+        and (
+            "Snapshot the cluster before restarting" in line
+            or "Restart etcd on" in line
+            or "Wait until healthy again" in line
+        )
+    ]
     assert len(order) == 9, order
     for i, line in enumerate(order):
         assert ("Snapshot", "Restart", "Wait")[i % 3] in line, order

@@ -1,4 +1,5 @@
 """The lab tool: what `up` makes is a small IDC, and `down` removes exactly that."""
+
 import copy
 import json
 import os
@@ -20,19 +21,52 @@ LAB = "it-lab"
 DESC = {
     "plugin": "idcloud.platform.idc",
     # the lab tool under test builds no cluster: no control plane (cluster.partial)
-    "cluster": {"name": LAB, "pod_cidr": "10.214.128.0/18", "service_cidr": "10.214.192.0/20",
-                "node_as": 64512, "partial": True},
+    "cluster": {
+        "name": LAB,
+        "pod_cidr": "10.214.128.0/18",
+        "service_cidr": "10.214.192.0/20",
+        "node_as": 64512,
+        "partial": True,
+    },
     "lab": {"name": LAB, "mirror": {"rack": "a", "address": "10.214.1.250"}},
-    "rooms": [{"name": "r", "racks": [
-        {"name": "a", "subnet": "10.214.1.0/24", "gateway": "10.214.1.1",
-         "tor": {"as": 65401, "peer": "10.214.1.254",
-                 "uplink": {"address": "10.214.0.11/24", "peer": "10.214.0.1", "as": 65400}},
-         "hosts": [{"name": "ha", "address": "10.214.1.11", "roles": ["etcd"], "size": {"cpu": 2, "memory_gib": 4}}]},
-        {"name": "b", "subnet": "10.214.2.0/24", "gateway": "10.214.2.1",
-         "tor": {"as": 65402, "peer": "10.214.2.254",
-                 "uplink": {"address": "10.214.0.12/24", "peer": "10.214.0.1", "as": 65400}},
-         "hosts": [{"name": "hb", "address": "10.214.2.11", "roles": ["worker"], "size": {"cpu": 2, "memory_gib": 4}}]},
-    ]}],
+    "rooms": [
+        {
+            "name": "r",
+            "racks": [
+                {
+                    "name": "a",
+                    "subnet": "10.214.1.0/24",
+                    "gateway": "10.214.1.1",
+                    "tor": {
+                        "as": 65401,
+                        "peer": "10.214.1.254",
+                        "uplink": {"address": "10.214.0.11/24", "peer": "10.214.0.1", "as": 65400},
+                    },
+                    "hosts": [
+                        {"name": "ha", "address": "10.214.1.11", "roles": ["etcd"], "size": {"cpu": 2, "memory_gib": 4}}
+                    ],
+                },
+                {
+                    "name": "b",
+                    "subnet": "10.214.2.0/24",
+                    "gateway": "10.214.2.1",
+                    "tor": {
+                        "as": 65402,
+                        "peer": "10.214.2.254",
+                        "uplink": {"address": "10.214.0.12/24", "peer": "10.214.0.1", "as": 65400},
+                    },
+                    "hosts": [
+                        {
+                            "name": "hb",
+                            "address": "10.214.2.11",
+                            "roles": ["worker"],
+                            "size": {"cpu": 2, "memory_gib": 4},
+                        }
+                    ],
+                },
+            ],
+        }
+    ],
 }
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
@@ -82,9 +116,13 @@ POD_PROBE = ("10.214.130.1", 9)
 
 
 def probe(container, address, port):
-    podman_exec(container, "python3", "-c",
-                "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-                f"s.sendto(b'idcloud-lab containment probe',({address!r},{port}))")
+    podman_exec(
+        container,
+        "python3",
+        "-c",
+        "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+        f"s.sendto(b'idcloud-lab containment probe',({address!r},{port}))",
+    )
 
 
 def check_containment():
@@ -100,8 +138,9 @@ def check_containment():
     out = [r for r in rules if r.startswith(f"-A IDCLOUD-OUT-{LAB} ")]
     # the one way out: the mirror, to the Debian mirror's ports
     assert [r for r in out if "-s " in r] == [
-        f'-A IDCLOUD-OUT-{LAB} -s 10.214.1.250/32 -p tcp -m multiport --dports 80,443 '
-        f'-m comment --comment "idcloud-lab:{LAB}" -j RETURN'], out
+        f"-A IDCLOUD-OUT-{LAB} -s 10.214.1.250/32 -p tcp -m multiport --dports 80,443 "
+        f'-m comment --comment "idcloud-lab:{LAB}" -j RETURN'
+    ], out
     return rules
 
 
@@ -151,9 +190,14 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
             own = own.removesuffix("/init.scope")
             assert own.startswith("/libpod_parent/"), own
             for hierarchy in ("pids", "memory", "systemd"):
-                assert podman_exec(host, "mountpoint", "-q", f"/sys/fs/cgroup/{hierarchy}{own}", check=False).returncode == 0
+                assert (
+                    podman_exec(host, "mountpoint", "-q", f"/sys/fs/cgroup/{hierarchy}{own}", check=False).returncode
+                    == 0
+                )
             # systemd derives no pids caps from the container (DefaultTasksMax=infinity)
-            caps = podman_exec(host, "sh", "-c", "find /sys/fs/cgroup/pids/ -name pids.max | xargs cat | sort -u").stdout
+            caps = podman_exec(
+                host, "sh", "-c", "find /sys/fs/cgroup/pids/ -name pids.max | xargs cat | sort -u"
+            ).stdout
             assert caps.split() == ["max"], caps
 
         # hosts: fixed address and name, systemd up, reachable over SSH with the lab key
@@ -161,19 +205,37 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         assert "10.214.1.11/24" in addr
         assert podman_exec(f"{LAB}-ha", "hostname").stdout.strip() == "ha"
         assert podman_exec(f"{LAB}-hb", "systemctl", "is-system-running").stdout.strip() in ("running", "degraded")
-        ping = subprocess.run(["ansible", "-i", idc, "all", "-m", "ansible.builtin.ping"], env=lab_env(idc), text=True,
-                              capture_output=True)
+        ping = subprocess.run(
+            ["ansible", "-i", idc, "all", "-m", "ansible.builtin.ping"],
+            env=lab_env(idc),
+            text=True,
+            capture_output=True,
+        )
         assert ping.returncode == 0 and ping.stdout.count("pong") == 2, ping.stdout + ping.stderr
 
         # racks are routed, not NATed: rack b sees rack a's own address
-        listener = subprocess.Popen(["podman", "exec", f"{LAB}-hb", "python3", "-c",
-                                     "import socket;s=socket.socket();s.bind(('0.0.0.0',7001));s.listen();"
-                                     "c,a=s.accept();print(a[0])"], env=ENV, text=True, stdout=subprocess.PIPE)
-        podman_exec(f"{LAB}-ha", "python3", "-c",
-                    "import socket,time\n"
-                    "for i in range(50):\n"
-                    "    try:\n        socket.create_connection(('10.214.2.11',7001),1).close(); break\n"
-                    "    except OSError: time.sleep(0.2)")
+        listener = subprocess.Popen(
+            [
+                "podman",
+                "exec",
+                f"{LAB}-hb",
+                "python3",
+                "-c",
+                "import socket;s=socket.socket();s.bind(('0.0.0.0',7001));s.listen();c,a=s.accept();print(a[0])",
+            ],
+            env=ENV,
+            text=True,
+            stdout=subprocess.PIPE,
+        )
+        podman_exec(
+            f"{LAB}-ha",
+            "python3",
+            "-c",
+            "import socket,time\n"
+            "for i in range(50):\n"
+            "    try:\n        socket.create_connection(('10.214.2.11',7001),1).close(); break\n"
+            "    except OSError: time.sleep(0.2)",
+        )
         assert listener.communicate(timeout=20)[0].strip() == "10.214.1.11"
         # rack to rack both ways, and each rack and the spine segment to the pod CIDR
         assert len(nat_rules()) == 5
@@ -192,31 +254,47 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         # both ToRs null-route the pod and service networks (FRR's staticd installs them)
         for tor in ("tor-a", "tor-b"):
             blackholes = podman_exec(f"{LAB}-{tor}", "ip", "-4", "route", "show", "type", "blackhole").stdout
-            assert {"10.214.128.0/18", "10.214.192.0/20"} <= {line.split()[1] for line in blackholes.splitlines()}, blackholes
+            assert {"10.214.128.0/18", "10.214.192.0/20"} <= {line.split()[1] for line in blackholes.splitlines()}, (
+                blackholes
+            )
 
         # hosts: the pod CIDR via their rack's ToR, at every boot; the default route stays
         for host, tor, gateway in (("ha", "10.214.1.254", "10.214.1.1"), ("hb", "10.214.2.254", "10.214.2.1")):
             routes = podman_exec(f"{LAB}-{host}", "ip", "route").stdout
             assert f"10.214.128.0/18 via {tor} dev eth0" in routes, routes
             assert f"default via {gateway} " in routes, routes
-            assert podman_exec(f"{LAB}-{host}", "systemctl", "is-enabled", "idcloud-lab-pod-route").stdout.strip() == "enabled"
+            assert (
+                podman_exec(f"{LAB}-{host}", "systemctl", "is-enabled", "idcloud-lab-pod-route").stdout.strip()
+                == "enabled"
+            )
 
         # mirror: serves the artifact manifest over HTTP at its address
         with urllib.request.urlopen("http://10.214.1.250/manifest.json", timeout=5) as resp:
             assert "etcd" in json.load(resp)
 
         # the mirror serves only its local clock: no Debian pool or server lines
-        sources = podman_exec(f"{LAB}-mirror", "sh", "-c",
-                              "grep -hE '^[[:space:]]*(pool|server|peer)[[:space:]]' /etc/chrony/chrony.conf "
-                              "/etc/chrony/conf.d/* /etc/chrony/sources.d/* 2>/dev/null", check=False).stdout
+        sources = podman_exec(
+            f"{LAB}-mirror",
+            "sh",
+            "-c",
+            "grep -hE '^[[:space:]]*(pool|server|peer)[[:space:]]' /etc/chrony/chrony.conf "
+            "/etc/chrony/conf.d/* /etc/chrony/sources.d/* 2>/dev/null",
+            check=False,
+        ).stdout
         assert sources == "", sources
         chrony = podman_exec(f"{LAB}-mirror", "chronyc", "-n", "sources").stdout
         assert len(chrony.strip().splitlines()) == 2, chrony  # the header only: no source
 
         # apt in a lab host goes through the mirror's apt-cacher-ng, the one way to Debian
         assert "10.214.1.250:3142" in podman_exec(f"{LAB}-ha", "apt-config", "dump", "Acquire::http::Proxy").stdout
-        apt = podman_exec(f"{LAB}-ha", "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
-                          "apt-get install -y -qq --no-install-recommends hello && hello", check=False)
+        apt = podman_exec(
+            f"{LAB}-ha",
+            "sh",
+            "-c",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+            "apt-get install -y -qq --no-install-recommends hello && hello",
+            check=False,
+        )
         assert apt.returncode == 0 and "Hello, world!" in apt.stdout, apt.stdout + apt.stderr
         served = podman_exec(f"{LAB}-mirror", "cat", "/var/log/apt-cacher-ng/apt-cacher.log").stdout
         assert "/hello_" in served and "10.214.1.11" in served, served[-2000:]
@@ -266,8 +344,11 @@ def test_up_makes_the_idc_and_down_removes_exactly_it(tmp_path):
         assert sorted(containment_rules()) == sorted(rules)
 
         # nothing else from the lab was dropped during the test: no unexpected egress
-        unexpected = [line for line in egress_log(LAB, since=mark)
-                      if (log_fields(line)["DST"], int(log_fields(line).get("DPT", 0))) not in PROBES]
+        unexpected = [
+            line
+            for line in egress_log(LAB, since=mark)
+            if (log_fields(line)["DST"], int(log_fields(line).get("DPT", 0))) not in PROBES
+        ]
         assert unexpected == [], unexpected
     finally:
         lab(idc, "down")

@@ -1,5 +1,6 @@
 """The lab's internal registry: TLS from the cluster CA, our images in it, and a lab host
 whose containerd pulls and runs them (the path kubelet's sandboxes and the workload take)."""
+
 import json
 import os
 import shutil
@@ -57,14 +58,25 @@ def idc(tmp_path_factory):
 def containerd(idc):
     """containerd from Debian in the lab host, trusting the registry through the cluster CA."""
     host = f"{LAB}-{HOST}"
-    podman_exec(host, "sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-                "--no-install-recommends containerd >/dev/null")
+    podman_exec(
+        host,
+        "sh",
+        "-c",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd >/dev/null",
+    )
     podman_exec(host, "mkdir", "-p", f"{CERTS_D}/{REGISTRY}")
     subprocess.run(["podman", "cp", CA, f"{host}:{CERTS_D}/{REGISTRY}/ca.crt"], env=ENV, check=True)
-    hosts_toml = (f'server = "https://{REGISTRY}"\n\n[host."https://{REGISTRY}"]\n'
-                  f'  capabilities = ["pull", "resolve"]\n  ca = "{CERTS_D}/{REGISTRY}/ca.crt"\n')
-    subprocess.run(["podman", "exec", "-i", host, "sh", "-c", f"cat > {CERTS_D}/{REGISTRY}/hosts.toml"],
-                   input=hosts_toml, text=True, env=ENV, check=True)
+    hosts_toml = (
+        f'server = "https://{REGISTRY}"\n\n[host."https://{REGISTRY}"]\n'
+        f'  capabilities = ["pull", "resolve"]\n  ca = "{CERTS_D}/{REGISTRY}/ca.crt"\n'
+    )
+    subprocess.run(
+        ["podman", "exec", "-i", host, "sh", "-c", f"cat > {CERTS_D}/{REGISTRY}/hosts.toml"],
+        input=hosts_toml,
+        text=True,
+        env=ENV,
+        check=True,
+    )
     for _i in range(40):
         if podman_exec(host, "ctr", "version", check=False).returncode == 0:
             break
@@ -121,8 +133,13 @@ def test_a_lab_host_pulls_the_web_image_with_containerd_and_serves_it(containerd
         assert "\nUid:\t65534\t" in status, status
         # the container's cgroup sits under the lab host's own cgroup,
         # not at the VM's root where every host's containers would meet
-        host_pid = subprocess.run(["podman", "inspect", "-f", "{{.State.Pid}}", containerd], env=ENV, text=True,
-                                  capture_output=True, check=True).stdout.strip()
+        host_pid = subprocess.run(
+            ["podman", "inspect", "-f", "{{.State.Pid}}", containerd],
+            env=ENV,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
         with open(f"/proc/{host_pid}/cgroup") as f:
             init_cgroup = next(line.split(":", 2)[2].strip() for line in f if line.split(":")[1] == "pids")
         host_root = init_cgroup.removesuffix("/init.scope")  # systemd moves itself into init.scope
@@ -137,8 +154,13 @@ def test_a_lab_host_pulls_the_web_image_with_containerd_and_serves_it(containerd
 
 def test_pause_reaps_orphans_and_exits_zero_promptly_on_sigterm(containerd):
     ctr("images", "pull", "--hosts-dir", CERTS_D, ref("pause"))
-    run = subprocess.Popen(["podman", "exec", containerd, "ctr", "-n", "k8s.io", "run", "--rm", ref("pause"),
-                            "pause1"], env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = subprocess.Popen(
+        ["podman", "exec", containerd, "ctr", "-n", "k8s.io", "run", "--rm", ref("pause"), "pause1"],
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         pid = None
         for _ in range(40):

@@ -8,6 +8,7 @@ the new file; the re-run with the same value must restart them (and report it), 
 every member's process carries the new value, the cluster is healthy, and a third run
 changes nothing. Everything is read from the hosts.
 """
+
 import os
 import re
 import shutil
@@ -28,8 +29,9 @@ pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman i
 @pytest.fixture(scope="module")
 def idc(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("restart"))
-    path = write_inventory(directory, one_rack_description(LAB, lab_net(LAB), {h: ["etcd"] for h in HOSTS},
-                                                           tor_as=65317, registry=False))
+    path = write_inventory(
+        directory, one_rack_description(LAB, lab_net(LAB), {h: ["etcd"] for h in HOSTS}, tor_as=65317, registry=False)
+    )
     lab(path, "down")  # leftovers of an interrupted run would carry old etcd data
     lab(path, "up")
     yield path
@@ -59,12 +61,24 @@ def run_until_first_member_restarted(idc, log, timeout=600):
     Returns the first member's name.
     """
     out = open(log, "w")
-    proc = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), "-i", idc,
-                             os.path.join(REPO, "playbooks", "etcd.yml"), "-e", "etcd_snapshot_count=12345"],
-                            cwd=REPO, env=dict(lab_env(idc), PYTHONUNBUFFERED="1"), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    snapshot = re.compile(r"^TASK \[idcloud\.platform\.service_restart : Snapshot the cluster before restarting (\S+)\]",
-                          re.M)
+    proc = subprocess.Popen(
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            idc,
+            os.path.join(REPO, "playbooks", "etcd.yml"),
+            "-e",
+            "etcd_snapshot_count=12345",
+        ],
+        cwd=REPO,
+        env=dict(lab_env(idc), PYTHONUNBUFFERED="1"),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    snapshot = re.compile(
+        r"^TASK \[idcloud\.platform\.service_restart : Snapshot the cluster before restarting (\S+)\]", re.M
+    )
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -74,7 +88,9 @@ def run_until_first_member_restarted(idc, log, timeout=600):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 return started[0]
-            assert proc.poll() is None, f"etcd.yml ended (rc {proc.returncode}) before its second restart:\n{text[-3000:]}"
+            assert proc.poll() is None, (
+                f"etcd.yml ended (rc {proc.returncode}) before its second restart:\n{text[-3000:]}"
+            )
             time.sleep(0.05)
         raise AssertionError(f"no second restart within {timeout} s:\n{open(log).read()[-3000:]}")
     finally:
@@ -108,8 +124,11 @@ def test_rerun_finishes_a_rolling_restart_that_was_killed_after_its_first_member
     recap = playbook(idc, "etcd.yml", "-e", "etcd_snapshot_count=12345", log=tmp_path / "rerun.log")
     # a rolling restart's changes are reported on the host that walks the loop ("m1 -> m2")
     assert sum(changed for _, changed, _, _ in recap.values()) > 0, f"the re-run reported no change: {recap}"
-    restarted = re.findall(r"^TASK \[idcloud\.platform\.service_restart : Restart etcd on (\S+)\]",
-                           (tmp_path / "rerun.log").read_text(), re.M)
+    restarted = re.findall(
+        r"^TASK \[idcloud\.platform\.service_restart : Restart etcd on (\S+)\]",
+        (tmp_path / "rerun.log").read_text(),
+        re.M,
+    )
     assert restarted == rest, f"the re-run restarted {restarted}, not the members left pending {rest}"
     for host in rest:
         assert main_pid(host) != mid[host], f"{host}: the re-run did not restart it"

@@ -1,4 +1,5 @@
 """apiserver in-flight limits: Little's law over the apiservers that survive."""
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -7,7 +8,7 @@ from ansible_collections.idcloud.platform.plugins.filter.apiserver_inflight impo
 
 def test_jd_sizing_with_one_apiserver_down():
     r = apiserver_inflight(8500, 10)
-    assert r["qps_per_apiserver"] == 944.4          # 8500 / 9 survivors
+    assert r["qps_per_apiserver"] == 944.4  # 8500 / 9 survivors
     # 945 concurrent at 1 s: one third mutating, two thirds read-only
     assert r == {"qps_per_apiserver": 944.4, "max_requests_inflight": 630, "max_mutating_requests_inflight": 315}
 
@@ -19,8 +20,11 @@ def test_jd_sizing_with_all_apiservers_up_is_their_850_qps_each():
 
 
 def test_small_clusters_keep_the_upstream_defaults():
-    assert apiserver_inflight(300, 3) == {"qps_per_apiserver": 150.0, "max_requests_inflight": 400,
-                                          "max_mutating_requests_inflight": 200}
+    assert apiserver_inflight(300, 3) == {
+        "qps_per_apiserver": 150.0,
+        "max_requests_inflight": 400,
+        "max_mutating_requests_inflight": 200,
+    }
 
 
 def test_limits_grow_with_allowed_latency():
@@ -28,12 +32,15 @@ def test_limits_grow_with_allowed_latency():
     assert slow["max_requests_inflight"] > fast["max_requests_inflight"]
 
 
-@pytest.mark.parametrize("args, message", [
-    ((0, 3), "qps_target"),
-    ((8500, 1), "at least one apiserver must survive"),
-    ((8500, 3, 3), "failures < apiservers"),
-    (("lots", 3), "non-numeric"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((0, 3), "qps_target"),
+        ((8500, 1), "at least one apiserver must survive"),
+        ((8500, 3, 3), "failures < apiservers"),
+        (("lots", 3), "non-numeric"),
+    ],
+)
 def test_bad_input_names_the_field(args, message):
     with pytest.raises(AnsibleFilterError, match=message):
         apiserver_inflight(*args)

@@ -1,4 +1,5 @@
 """calico_bgp_report: the inspection summary of playbooks/inspect_network.yml."""
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -6,12 +7,21 @@ from ansible_collections.idcloud.platform.plugins.filter.calico_bgp_report impor
 
 
 def session(name, state="up", bgp_state="Established", imported=0, exported=3):
-    return {"name": name, "state": state, "bgp_state": bgp_state, "routes_imported": imported, "routes_exported": exported}
+    return {
+        "name": name,
+        "state": state,
+        "bgp_state": bgp_state,
+        "routes_imported": imported,
+        "routes_exported": exported,
+    }
 
 
 HEALTHY = {"bird_running": True, "problems": [], "sessions": [session("Node_10_10_1_254")]}
-BROKEN = {"bird_running": True, "problems": ["BGP session Mesh_10_10_2_12 is not Established"],
-          "sessions": [session("Node_10_10_1_254"), session("Mesh_10_10_2_12", "start", "Active", None, None)]}
+BROKEN = {
+    "bird_running": True,
+    "problems": ["BGP session Mesh_10_10_2_12 is not Established"],
+    "sessions": [session("Node_10_10_1_254"), session("Mesh_10_10_2_12", "start", "Active", None, None)],
+}
 DOWN = {"bird_running": False, "problems": ["calico-node or BIRD is down on this node"], "sessions": []}
 
 
@@ -36,16 +46,22 @@ def test_table_has_a_fixed_width_row_per_session_and_a_dash_for_missing_counts()
 
 
 def test_a_node_without_sessions_says_why():
-    table = calico_bgp_report({"w1": {"bird_running": True, "problems": ["no session"], "sessions": []},
-                               "w2": DOWN, "w3": {}})["table"]
-    assert table[1:] == ["w1                       (no BGP session)      ",
-                         "w2                       (BIRD not answering)  ",
-                         "w3                       (BIRD not answering)  "]
+    table = calico_bgp_report(
+        {"w1": {"bird_running": True, "problems": ["no session"], "sessions": []}, "w2": DOWN, "w3": {}}
+    )["table"]
+    assert table[1:] == [
+        "w1                       (no BGP session)      ",
+        "w2                       (BIRD not answering)  ",
+        "w3                       (BIRD not answering)  ",
+    ]
 
 
 def test_no_nodes_is_an_empty_report():
-    assert calico_bgp_report({}) == {"nodes": 0, "problems": {}, "table": [
-        "node                     session                state  bgp          imported exported"]}
+    assert calico_bgp_report({}) == {
+        "nodes": 0,
+        "problems": {},
+        "table": ["node                     session                state  bgp          imported exported"],
+    }
 
 
 def test_a_list_instead_of_a_mapping_names_the_fix():

@@ -36,13 +36,29 @@ def lab_data():
 
 
 def lab_nodes(desc):
-    return [{"name": h.name, "address": h.address, "rack": h.rack, "tor_as": desc.rack(h.rack).tor_as,
-             "tor_peer": desc.rack(h.rack).tor_peer} for h in desc.hosts_with_role("worker")]
+    return [
+        {
+            "name": h.name,
+            "address": h.address,
+            "rack": h.rack,
+            "tor_as": desc.rack(h.rack).tor_as,
+            "tor_peer": desc.rack(h.rack).tor_peer,
+        }
+        for h in desc.hosts_with_role("worker")
+    ]
 
 
 def nodes_in(rack, count, third_octet, tor_as=65101, first=11):
-    return [{"name": f"{rack}-n{i}", "address": f"10.10.{third_octet}.{first + i}", "rack": rack, "tor_as": tor_as,
-             "tor_peer": f"10.10.{third_octet}.254"} for i in range(count)]
+    return [
+        {
+            "name": f"{rack}-n{i}",
+            "address": f"10.10.{third_octet}.{first + i}",
+            "rack": rack,
+            "tor_as": tor_as,
+            "tor_peer": f"10.10.{third_octet}.254",
+        }
+        for i in range(count)
+    ]
 
 
 def errors_of(*args, **kwargs):
@@ -56,26 +72,66 @@ def errors_of(*args, **kwargs):
 
 def test_plan_for_the_lab_description():
     desc = parse_description(lab_data())
-    plan = plan_network(lab_nodes(desc), desc.pod_cidr, desc.node_as, desc.pod_block_size, desc.fixed_ip_cidr,
-                        desc.service_cidr, desc.advertise_service_cidr)
-    assert plan["bgp_configuration"] == {"name": "default", "spec": {
-        "asNumber": 64512, "nodeToNodeMeshEnabled": False, "logSeverityScreen": "Info"}}
+    plan = plan_network(
+        lab_nodes(desc),
+        desc.pod_cidr,
+        desc.node_as,
+        desc.pod_block_size,
+        desc.fixed_ip_cidr,
+        desc.service_cidr,
+        desc.advertise_service_cidr,
+    )
+    assert plan["bgp_configuration"] == {
+        "name": "default",
+        "spec": {"asNumber": 64512, "nodeToNodeMeshEnabled": False, "logSeverityScreen": "Info"},
+    }
     assert plan["bgp_filter"] == {"name": "idcloud-tor-import-none", "spec": {"importV4": [{"action": "Reject"}]}}
     assert plan["bgp_peers"] == [
-        {"name": "tor-r1", "spec": {"peerIP": "10.210.1.254", "asNumber": 65101,
-                                    "nodeSelector": "idcloud.io/rack == 'r1'", "filters": ["idcloud-tor-import-none"]}},
-        {"name": "tor-r2", "spec": {"peerIP": "10.210.2.254", "asNumber": 65102,
-                                    "nodeSelector": "idcloud.io/rack == 'r2'", "filters": ["idcloud-tor-import-none"]}},
+        {
+            "name": "tor-r1",
+            "spec": {
+                "peerIP": "10.210.1.254",
+                "asNumber": 65101,
+                "nodeSelector": "idcloud.io/rack == 'r1'",
+                "filters": ["idcloud-tor-import-none"],
+            },
+        },
+        {
+            "name": "tor-r2",
+            "spec": {
+                "peerIP": "10.210.2.254",
+                "asNumber": 65102,
+                "nodeSelector": "idcloud.io/rack == 'r2'",
+                "filters": ["idcloud-tor-import-none"],
+            },
+        },
     ]
     # 10.233.0.0/18 minus 10.233.63.0/24: /19 + /20 + /21 + /22 + /23 + /24
     assert [pool["name"] for pool in plan["ip_pools"]] == [
-        "pods-10-233-0-0-19", "pods-10-233-32-0-20", "pods-10-233-48-0-21", "pods-10-233-56-0-22",
-        "pods-10-233-60-0-23", "pods-10-233-62-0-24", "fixed-10-233-63-0-24"]
+        "pods-10-233-0-0-19",
+        "pods-10-233-32-0-20",
+        "pods-10-233-48-0-21",
+        "pods-10-233-56-0-22",
+        "pods-10-233-60-0-23",
+        "pods-10-233-62-0-24",
+        "fixed-10-233-63-0-24",
+    ]
     assert plan["summary"] == {
-        "pod_cidr": "10.233.0.0/18", "block_size": 27, "addresses_per_block": 32,
-        "pools": ["10.233.0.0/19", "10.233.32.0/20", "10.233.48.0/21", "10.233.56.0/22", "10.233.60.0/23",
-                  "10.233.62.0/24"],
-        "fixed_ip_cidr": "10.233.63.0/24", "blocks_available": 504, "nodes": 2, "blocks_per_node": 252,
+        "pod_cidr": "10.233.0.0/18",
+        "block_size": 27,
+        "addresses_per_block": 32,
+        "pools": [
+            "10.233.0.0/19",
+            "10.233.32.0/20",
+            "10.233.48.0/21",
+            "10.233.56.0/22",
+            "10.233.60.0/23",
+            "10.233.62.0/24",
+        ],
+        "fixed_ip_cidr": "10.233.63.0/24",
+        "blocks_available": 504,
+        "nodes": 2,
+        "blocks_per_node": 252,
         "nodes_per_rack": {"r1": ["w1"], "r2": ["w2"]},
     }
     json.dumps(plan)  # plain data only
@@ -85,14 +141,36 @@ def test_pools_when_the_fixed_cidr_splits_the_pod_cidr():
     plan = plan_network(nodes_in("a", 3, 1), "10.244.0.0/16", 64512, fixed_ip_cidr="10.244.128.0/24")
     pools = {pool["name"]: pool["spec"] for pool in plan["ip_pools"]}
     assert [spec["cidr"] for spec in pools.values()] == [
-        "10.244.0.0/17", "10.244.129.0/24", "10.244.130.0/23", "10.244.132.0/22", "10.244.136.0/21",
-        "10.244.144.0/20", "10.244.160.0/19", "10.244.192.0/18", "10.244.128.0/24"]
+        "10.244.0.0/17",
+        "10.244.129.0/24",
+        "10.244.130.0/23",
+        "10.244.132.0/22",
+        "10.244.136.0/21",
+        "10.244.144.0/20",
+        "10.244.160.0/19",
+        "10.244.192.0/18",
+        "10.244.128.0/24",
+    ]
     assert pools["pods-10-244-0-0-17"] == {
-        "cidr": "10.244.0.0/17", "blockSize": 27, "ipipMode": "Never", "vxlanMode": "Never", "natOutgoing": True,
-        "nodeSelector": "all()", "allowedUses": ["Workload", "Tunnel"], "disableBGPExport": False}
+        "cidr": "10.244.0.0/17",
+        "blockSize": 27,
+        "ipipMode": "Never",
+        "vxlanMode": "Never",
+        "natOutgoing": True,
+        "nodeSelector": "all()",
+        "allowedUses": ["Workload", "Tunnel"],
+        "disableBGPExport": False,
+    }
     assert pools["fixed-10-244-128-0-24"] == {
-        "cidr": "10.244.128.0/24", "blockSize": 32, "ipipMode": "Never", "vxlanMode": "Never", "natOutgoing": True,
-        "nodeSelector": "!all()", "allowedUses": ["Workload"], "disableBGPExport": False}
+        "cidr": "10.244.128.0/24",
+        "blockSize": 32,
+        "ipipMode": "Never",
+        "vxlanMode": "Never",
+        "natOutgoing": True,
+        "nodeSelector": "!all()",
+        "allowedUses": ["Workload"],
+        "disableBGPExport": False,
+    }
     assert plan["summary"]["blocks_available"] == 2048 - 8
 
 
@@ -104,10 +182,13 @@ def test_without_a_fixed_cidr_there_is_one_pool():
 
 def test_service_cidr_is_announced_only_when_asked():
     nodes = nodes_in("a", 1, 1)
-    assert "serviceClusterIPs" not in plan_network(nodes, "10.244.0.0/16", 64512, service_cidr="10.96.0.0/16")[
-        "bgp_configuration"]["spec"]
+    assert (
+        "serviceClusterIPs"
+        not in plan_network(nodes, "10.244.0.0/16", 64512, service_cidr="10.96.0.0/16")["bgp_configuration"]["spec"]
+    )
     spec = plan_network(nodes, "10.244.0.0/16", 64512, service_cidr="10.96.0.0/16", advertise_service_cidr=True)[
-        "bgp_configuration"]["spec"]
+        "bgp_configuration"
+    ]["spec"]
     assert spec["serviceClusterIPs"] == [{"cidr": "10.96.0.0/16"}]
 
 
@@ -115,22 +196,26 @@ def test_peer_names_are_dns_safe():
     nodes = nodes_in("Rack_A.1", 1, 1)
     assert plan_network(nodes, "10.244.0.0/16", 64512)["bgp_peers"][0]["name"] == "tor-rack-a-1"
     assert plan_network(nodes, "10.244.0.0/16", 64512)["bgp_peers"][0]["spec"]["nodeSelector"] == (
-        "idcloud.io/rack == 'Rack_A.1'")
+        "idcloud.io/rack == 'Rack_A.1'"
+    )
 
 
 def test_one_block_per_node_is_enough_and_one_less_is_not():
     assert plan_network(nodes_in("a", 8, 1), "10.244.0.0/24", 64512)["summary"]["blocks_per_node"] == 1
     assert errors_of(nodes_in("a", 9, 1), "10.244.0.0/24", 64512) == [
         "pod_cidr: 10.244.0.0/24 holds 8 blocks of /27 for 9 nodes; fix: use a larger pod_cidr or a larger "
-        "block_size (smaller blocks): every node needs at least one block"]
+        "block_size (smaller blocks): every node needs at least one block"
+    ]
     assert errors_of(nodes_in("a", 5, 1), "10.244.0.0/24", 64512, fixed_ip_cidr="10.244.0.128/25") == [
         "pod_cidr: 10.244.0.0/24 minus fixed_ip_cidr 10.244.0.128/25 holds 4 blocks of /27 for 5 nodes; fix: use a "
-        "larger pod_cidr or a larger block_size (smaller blocks): every node needs at least one block"]
+        "larger pod_cidr or a larger block_size (smaller blocks): every node needs at least one block"
+    ]
 
 
 def test_tor_in_the_nodes_as_is_refused():
     assert errors_of(nodes_in("a", 2, 1, tor_as=64512), "10.244.0.0/16", 64512) == [
-        "nodes[a-n0].tor_as: rack a's ToR AS 64512 is node_as; fix: give the ToR its own AS: nodes and ToRs peer over eBGP"]
+        "nodes[a-n0].tor_as: rack a's ToR AS 64512 is node_as; fix: give the ToR its own AS: nodes and ToRs peer over eBGP"
+    ]
 
 
 def test_nodes_of_one_rack_must_agree_on_their_tor():
@@ -150,23 +235,32 @@ def test_tor_peer_must_not_be_a_node_address():
     for node in nodes:
         node["tor_peer"] = "10.10.1.12"
     errors = errors_of(nodes, "10.244.0.0/16", 64512)
-    assert errors[0] == "nodes[a-n0].tor_peer: 10.10.1.12 is the address of node a-n1; fix: use the ToR's own peering address"
+    assert (
+        errors[0]
+        == "nodes[a-n0].tor_peer: 10.10.1.12 is the address of node a-n1; fix: use the ToR's own peering address"
+    )
 
 
 @pytest.mark.parametrize("size", [19, 33, "27", True, None])
 def test_block_size_is_20_to_32(size):
     assert errors_of(nodes_in("a", 1, 1), "10.244.0.0/16", 64512, block_size=size)[0].startswith(
-        f"block_size: expected a prefix length 20..32, got {size!r}; fix: ")
+        f"block_size: expected a prefix length 20..32, got {size!r}; fix: "
+    )
 
 
-@pytest.mark.parametrize("fixed, problem", [
-    ("10.245.0.0/24", "fixed_ip_cidr: 10.245.0.0/24 is outside pod_cidr 10.244.0.0/16"),
-    ("10.244.0.0/16", "fixed_ip_cidr: 10.244.0.0/16 is all of pod_cidr"),
-    ("10.244.0.16/28", "fixed_ip_cidr: 10.244.0.16/28 is smaller than one /27 block"),
-    ("10.244.0.1/24", "fixed_ip_cidr: 10.244.0.1/24 has host bits set"),
-])
+@pytest.mark.parametrize(
+    "fixed, problem",
+    [
+        ("10.245.0.0/24", "fixed_ip_cidr: 10.245.0.0/24 is outside pod_cidr 10.244.0.0/16"),
+        ("10.244.0.0/16", "fixed_ip_cidr: 10.244.0.0/16 is all of pod_cidr"),
+        ("10.244.0.16/28", "fixed_ip_cidr: 10.244.0.16/28 is smaller than one /27 block"),
+        ("10.244.0.1/24", "fixed_ip_cidr: 10.244.0.1/24 has host bits set"),
+    ],
+)
 def test_fixed_cidr_must_be_a_part_of_the_pod_cidr(fixed, problem):
-    assert errors_of(nodes_in("a", 1, 1), "10.244.0.0/16", 64512, fixed_ip_cidr=fixed)[0].startswith(f"{problem}; fix: ")
+    assert errors_of(nodes_in("a", 1, 1), "10.244.0.0/16", 64512, fixed_ip_cidr=fixed)[0].startswith(
+        f"{problem}; fix: "
+    )
 
 
 def test_duplicate_node_names_and_addresses():
@@ -182,28 +276,48 @@ def test_duplicate_node_names_and_addresses():
 def test_every_problem_is_reported_at_once():
     nodes = nodes_in("a", 2, 1, tor_as=64512) + [{"name": "x"}]
     errors = errors_of(nodes, "10.244.0.0/33", 64512, block_size=40, advertise_service_cidr=True)
-    assert [error.split(":")[0] for error in errors] == ["block_size", "pod_cidr", "service_cidr", "nodes[2]", "nodes[a-n0].tor_as"]
+    assert [error.split(":")[0] for error in errors] == [
+        "block_size",
+        "pod_cidr",
+        "service_cidr",
+        "nodes[2]",
+        "nodes[a-n0].tor_as",
+    ]
     assert str(CalicoPlanError(errors)).startswith("the Calico network plan has 5 errors:\n  - block_size: ")
 
 
 def test_ipv6_pod_cidr_is_refused():
-    assert errors_of(nodes_in("a", 1, 1), "fd00:244::/64", 64512)[0].startswith("pod_cidr: fd00:244::/64 is not IPv4; fix: ")
+    assert errors_of(nodes_in("a", 1, 1), "fd00:244::/64", 64512)[0].startswith(
+        "pod_cidr: fd00:244::/64 is not IPv4; fix: "
+    )
 
 
 # -- the ToR's FRR configuration ----------------------------------------------------------------
 
 
 def render(**change):
-    args = dict(rack="r1", tor_name="tor-r1", tor_as=65101, tor_peer="10.210.1.254", node_as=64512,
-                node_addresses=["10.210.1.32", "10.210.1.4", "10.210.1.31"], pod_cidr="10.233.0.0/18",
-                fixed_ip_cidr="10.233.63.0/24", service_cidr="10.233.64.0/20")
+    args = dict(
+        rack="r1",
+        tor_name="tor-r1",
+        tor_as=65101,
+        tor_peer="10.210.1.254",
+        node_as=64512,
+        node_addresses=["10.210.1.32", "10.210.1.4", "10.210.1.31"],
+        pod_cidr="10.233.0.0/18",
+        fixed_ip_cidr="10.233.63.0/24",
+        service_cidr="10.233.64.0/20",
+    )
     args.update(change)
     return render_tor_frr(**args)
 
 
 def test_frr_neighbours_are_exactly_the_rack_nodes_sorted():
     text = render()
-    assert re.findall(r"^ neighbor (\S+) peer-group SERVERS$", text, re.M) == ["10.210.1.4", "10.210.1.31", "10.210.1.32"]
+    assert re.findall(r"^ neighbor (\S+) peer-group SERVERS$", text, re.M) == [
+        "10.210.1.4",
+        "10.210.1.31",
+        "10.210.1.32",
+    ]
     assert " neighbor SERVERS remote-as 64512\n" in text
     assert "router bgp 65101\n bgp router-id 10.210.1.254\n" in text
     assert text.startswith("! tor-r1: ToR of rack r1. Generated by idcloud.platform from the IDC description;\n")
@@ -233,15 +347,18 @@ def test_frr_uplink_carries_pod_prefixes_both_ways():
     text = render(uplink={"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000})
     assert "ip prefix-list FABRIC seq 10 permit 10.233.0.0/18 ge 27 le 32\n" in text
     assert " neighbor 10.210.0.1 remote-as 65000\n" in text
-    assert ("  neighbor 10.210.0.1 activate\n  neighbor 10.210.0.1 route-map SPINE-IN in\n"
-            "  neighbor 10.210.0.1 route-map SPINE-OUT out\n") in text
+    assert (
+        "  neighbor 10.210.0.1 activate\n  neighbor 10.210.0.1 route-map SPINE-IN in\n"
+        "  neighbor 10.210.0.1 route-map SPINE-OUT out\n"
+    ) in text
     assert "route-map SPINE-OUT permit 10\n match ip address prefix-list FABRIC\n" in text
 
 
 def test_frr_with_host_sized_blocks_has_one_prefix_line():
     text = render(block_size=32, fixed_ip_cidr=None)
     assert re.findall(r"^ip prefix-list SERVERS-IN .*$", text, re.M) == [
-        "ip prefix-list SERVERS-IN seq 10 permit 10.233.0.0/18 ge 32 le 32"]
+        "ip prefix-list SERVERS-IN seq 10 permit 10.233.0.0/18 ge 32 le 32"
+    ]
 
 
 def test_frr_output_is_deterministic():
@@ -253,13 +370,18 @@ def test_frr_output_is_deterministic():
         assert render(node_addresses=shuffled) == first
 
 
-@pytest.mark.parametrize("change, error", [
-    ({"tor_as": 64512}, "rack r1 tor_as: AS 64512 is node_as"),
-    ({"tor_peer": "10.210.1.31"}, "rack r1 tor_peer: 10.210.1.31 is also a node address"),
-    ({"uplink": {"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65101}},
-     "rack r1 uplink.as: AS 65101 is the ToR's or the servers' AS"),
-    ({"block_size": 19}, "block_size: expected a prefix length 20..32"),
-])
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"tor_as": 64512}, "rack r1 tor_as: AS 64512 is node_as"),
+        ({"tor_peer": "10.210.1.31"}, "rack r1 tor_peer: 10.210.1.31 is also a node address"),
+        (
+            {"uplink": {"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65101}},
+            "rack r1 uplink.as: AS 65101 is the ToR's or the servers' AS",
+        ),
+        ({"block_size": 19}, "block_size: expected a prefix length 20..32"),
+    ],
+)
 def test_frr_refuses_what_cannot_work(change, error):
     with pytest.raises(CalicoPlanError) as info:
         render(**change)
@@ -299,8 +421,10 @@ def hostvars_of(desc):
     for group, hosts in layout["groups"].items():
         for name in hosts:
             groups_of.setdefault(name, []).append(group)
-    return [{**layout["all_vars"], **hostvars, "inventory_hostname": name, "group_names": sorted(groups_of[name])}
-            for name, hostvars in layout["hostvars"].items()]
+    return [
+        {**layout["all_vars"], **hostvars, "inventory_hostname": name, "group_names": sorted(groups_of[name])}
+        for name, hostvars in layout["hostvars"].items()
+    ]
 
 
 def test_tor_filter_gives_the_bytes_tor_frr_configs_gives():
@@ -311,9 +435,14 @@ def test_tor_filter_gives_the_bytes_tor_frr_configs_gives():
     desc = parse_description(data)
     all_vars = inventory_layout(desc)["all_vars"]
     configs = tor_filters.FilterModule().filters()["tor_frr_config"](
-        hostvars_of(desc), all_vars["idc_pod_cidr"], all_vars["idc_node_as"], block_size=all_vars["idc_pod_block_size"],
-        fixed_ip_cidr=all_vars["idc_fixed_ip_cidr"], service_cidr=all_vars["idc_service_cidr"],
-        advertise_service_cidr=all_vars["idc_advertise_service_cidr"])
+        hostvars_of(desc),
+        all_vars["idc_pod_cidr"],
+        all_vars["idc_node_as"],
+        block_size=all_vars["idc_pod_block_size"],
+        fixed_ip_cidr=all_vars["idc_fixed_ip_cidr"],
+        service_cidr=all_vars["idc_service_cidr"],
+        advertise_service_cidr=all_vars["idc_advertise_service_cidr"],
+    )
     assert configs == tor_frr_configs(desc)
     assert "192.168.50.31" not in configs["tor-r1"]
 
@@ -336,9 +465,16 @@ RECAP = re.compile(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=0\s+fa
 
 
 def run_playbook(run_ansible, inventory, out, *extra):
-    result = run_ansible("ansible-playbook", "-i", str(inventory), str(REPO / "playbooks" / "tor_config.yml"),
-                         "-e", f"tor_config_dir={out}", *extra,
-                         env={"ANSIBLE_INVENTORY_ENABLED": "idcloud.platform.idc"})
+    result = run_ansible(
+        "ansible-playbook",
+        "-i",
+        str(inventory),
+        str(REPO / "playbooks" / "tor_config.yml"),
+        "-e",
+        f"tor_config_dir={out}",
+        *extra,
+        env={"ANSIBLE_INVENTORY_ENABLED": "idcloud.platform.idc"},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     found = RECAP.search(result.stdout)
     assert found, result.stdout[-2000:]
@@ -363,7 +499,8 @@ def test_tor_config_playbook_writes_what_the_renderer_gives(tmp_path, run_ansibl
     # a new worker in r2: check mode reports the change with a diff and writes nothing
     moved = copy.deepcopy(data)
     moved["rooms"][0]["racks"][1]["hosts"].append(
-        {"name": "w3", "address": "10.210.2.32", "roles": ["worker"], "size": {"cpu": 4, "memory_gib": 8}})
+        {"name": "w3", "address": "10.210.2.32", "roles": ["worker"], "size": {"cpu": 4, "memory_gib": 8}}
+    )
     inventory.write_text(yaml.safe_dump(moved))
     changed, stdout = run_playbook(run_ansible, inventory, out, "--check", "--diff")
     assert changed == 1

@@ -34,13 +34,19 @@ def test_collector_keeps_going_and_raises_everything_at_once():
     with pytest.raises(ValidationError) as info:
         errors.raise_if_any()
     assert info.value.errors == ["a.b: is wrong; fix: make it right", "c: is missing; fix: add it"]
-    assert str(info.value) == "the input has 2 errors:\n  - a.b: is wrong; fix: make it right\n  - c: is missing; fix: add it"
+    assert (
+        str(info.value)
+        == "the input has 2 errors:\n  - a.b: is wrong; fix: make it right\n  - c: is missing; fix: add it"
+    )
 
 
-@pytest.mark.parametrize("error_class, head", [
-    (IdcValidationError, "the IDC description has 1 error:"),
-    (CalicoPlanError, "the Calico network plan has 1 error:"),
-])
+@pytest.mark.parametrize(
+    "error_class, head",
+    [
+        (IdcValidationError, "the IDC description has 1 error:"),
+        (CalicoPlanError, "the Calico network plan has 1 error:"),
+    ],
+)
 def test_each_checker_names_what_it_checked(error_class, head):
     class Checker(ErrorCollector):
         pass
@@ -72,7 +78,11 @@ def read(reader_name, value, typed=True, **kw):
 @pytest.mark.parametrize("typed, shown", [(True, "a string '16'"), (False, "'16'")])
 def test_a_wrong_value_is_shown_with_or_without_its_type(typed, shown):
     assert read("as_number", "16", typed=typed) == (
-        None, [f"where: expected an AS number (integer), got {shown}; fix: write a plain integer without quotes, e.g. EXAMPLE"])
+        None,
+        [
+            f"where: expected an AS number (integer), got {shown}; fix: write a plain integer without quotes, e.g. EXAMPLE"
+        ],
+    )
 
 
 @pytest.mark.parametrize("value, good", [(1, True), (AS_MAX, True), (0, False), (AS_MAX + 1, False), (True, False)])
@@ -81,8 +91,10 @@ def test_as_numbers(value, good):
     assert (result == value and not errors) if good else (result is None and len(errors) == 1)
 
 
-@pytest.mark.parametrize("value, good", [(20, True), (32, True), (DEFAULT_BLOCK_SIZE, True), (19, False), (33, False),
-                                         ("27", False), (False, False)])
+@pytest.mark.parametrize(
+    "value, good",
+    [(20, True), (32, True), (DEFAULT_BLOCK_SIZE, True), (19, False), (33, False), ("27", False), (False, False)],
+)
 def test_block_sizes(value, good):
     result, errors = read("block_size", value)
     assert (result == value and not errors) if good else errors[0].startswith("where: expected a prefix length 20..32")
@@ -94,12 +106,18 @@ def test_networks_come_back_parsed():
     assert read("network", "fd00::/64")[0] == net("fd00::/64")
 
 
-@pytest.mark.parametrize("value, message", [
-    ("10.244.1.0/16", "where: 10.244.1.0/16 has host bits set; fix: use the network address: 10.244.0.0/16"),
-    ("10.244.0.0/33", "where: '10.244.0.0/33' is not a valid CIDR; fix: write it as e.g. EXAMPLE"),
-    ("10.244.0.0", "where: expected a CIDR (address/prefix), got a string '10.244.0.0'; fix: write it as e.g. EXAMPLE"),
-    (16, "where: expected a CIDR (address/prefix), got an integer 16; fix: write it as e.g. EXAMPLE"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("10.244.1.0/16", "where: 10.244.1.0/16 has host bits set; fix: use the network address: 10.244.0.0/16"),
+        ("10.244.0.0/33", "where: '10.244.0.0/33' is not a valid CIDR; fix: write it as e.g. EXAMPLE"),
+        (
+            "10.244.0.0",
+            "where: expected a CIDR (address/prefix), got a string '10.244.0.0'; fix: write it as e.g. EXAMPLE",
+        ),
+        (16, "where: expected a CIDR (address/prefix), got an integer 16; fix: write it as e.g. EXAMPLE"),
+    ],
+)
 def test_bad_networks(value, message):
     assert read("network", value) == (None, [message])
 
@@ -110,10 +128,13 @@ def test_ipv4_only_readers_refuse_ipv6():
     assert read("address", "10.1.1.1", ipv4_only=True) == (ipaddress.ip_address("10.1.1.1"), [])
 
 
-@pytest.mark.parametrize("value, message", [
-    ("10.1.1", "where: '10.1.1' is not a valid IP address; fix: write it as e.g. EXAMPLE"),
-    (101, "where: expected an IP address, got an integer 101; fix: write it as e.g. EXAMPLE"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("10.1.1", "where: '10.1.1' is not a valid IP address; fix: write it as e.g. EXAMPLE"),
+        (101, "where: expected an IP address, got an integer 101; fix: write it as e.g. EXAMPLE"),
+    ],
+)
 def test_bad_addresses(value, message):
     assert read("address", value) == (None, [message])
 
@@ -122,7 +143,8 @@ def test_interfaces_keep_their_prefix_and_refuse_the_network_address():
     iface, errors = read("interface", "10.210.0.11/24")
     assert (str(iface.ip), str(iface.network), errors) == ("10.210.0.11", "10.210.0.0/24", [])
     assert read("interface", "10.210.0.0/24")[1] == [
-        "where: 10.210.0.0 is the network address of 10.210.0.0/24; fix: use a host address in 10.210.0.0/24"]
+        "where: 10.210.0.0 is the network address of 10.210.0.0/24; fix: use a host address in 10.210.0.0/24"
+    ]
 
 
 def test_take_reports_missing_required_keys_only():
@@ -136,18 +158,23 @@ def test_take_reports_missing_required_keys_only():
 def test_unknown_keys_suggest_the_close_one():
     fields = FieldReader()
     fields.unknown_keys({"pod_cdr": 1, "zzz": 2}, ("pod_cidr", "service_cidr"), "cluster")
-    assert fields.errors == ["cluster.pod_cdr: unknown key 'pod_cdr'; fix: did you mean pod_cidr?",
-                             "cluster.zzz: unknown key 'zzz'; fix: remove it; known keys here: pod_cidr, service_cidr"]
+    assert fields.errors == [
+        "cluster.pod_cdr: unknown key 'pod_cdr'; fix: did you mean pod_cidr?",
+        "cluster.zzz: unknown key 'zzz'; fix: remove it; known keys here: pod_cidr, service_cidr",
+    ]
 
 
 # -- the pod network rules -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fixed, problem", [
-    ("10.245.0.0/24", "pod: 10.245.0.0/24 is outside the pod cidr 10.244.0.0/16"),
-    ("10.244.0.0/16", "pod: 10.244.0.0/16 is all of the pod cidr"),
-    ("10.244.0.16/28", "pod: 10.244.0.16/28 is smaller than one /27 block (size)"),
-])
+@pytest.mark.parametrize(
+    "fixed, problem",
+    [
+        ("10.245.0.0/24", "pod: 10.245.0.0/24 is outside the pod cidr 10.244.0.0/16"),
+        ("10.244.0.0/16", "pod: 10.244.0.0/16 is all of the pod cidr"),
+        ("10.244.0.16/28", "pod: 10.244.0.16/28 is smaller than one /27 block (size)"),
+    ],
+)
 def test_fixed_range_must_be_whole_blocks_inside_the_pod_network(fixed, problem):
     fields = FieldReader()
     assert fields.fixed_ip_range(net(fixed), net("10.244.0.0/16"), 27, "pod", "the pod cidr", "size") is None
@@ -159,8 +186,16 @@ def test_a_good_fixed_range_and_what_is_left_for_the_nodes():
     fixed = fields.fixed_ip_range(net("10.244.255.0/24"), net("10.244.0.0/16"), 27, "f", "p")
     assert fixed == net("10.244.255.0/24") and not fields.errors
     pools = pod_pools(net("10.244.0.0/16"), fixed)
-    assert [str(p) for p in pools] == ["10.244.0.0/17", "10.244.128.0/18", "10.244.192.0/19", "10.244.224.0/20",
-                                       "10.244.240.0/21", "10.244.248.0/22", "10.244.252.0/23", "10.244.254.0/24"]
+    assert [str(p) for p in pools] == [
+        "10.244.0.0/17",
+        "10.244.128.0/18",
+        "10.244.192.0/19",
+        "10.244.224.0/20",
+        "10.244.240.0/21",
+        "10.244.248.0/22",
+        "10.244.252.0/23",
+        "10.244.254.0/24",
+    ]
     assert block_count(pools, 27) == 2048 - 8
     assert block_count([net("10.244.0.0/24")], 27) == 8
     # a pool smaller than one block holds none

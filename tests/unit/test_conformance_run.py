@@ -1,4 +1,5 @@
 """bench/run_conformance.py: what it counts from e2e's JUnit, and where the suite's images come from."""
+
 import importlib.util
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -52,10 +53,10 @@ def test_counts_only_the_selected_conformance_specs():
 
 def test_a_failed_suite_setup_counts_as_a_failure():
     run = load_runner()
-    broken = JUNIT.replace('<testcase name="[SynchronizedBeforeSuite]" classname="Kubernetes e2e suite" '
-                           'status="passed" time="1.2"/>',
-                           '<testcase name="[SynchronizedBeforeSuite]" status="failed"><failure>no nodes'
-                           '</failure></testcase>')
+    broken = JUNIT.replace(
+        '<testcase name="[SynchronizedBeforeSuite]" classname="Kubernetes e2e suite" status="passed" time="1.2"/>',
+        '<testcase name="[SynchronizedBeforeSuite]" status="failed"><failure>no nodes</failure></testcase>',
+    )
     cases = run.select_cases(ET.fromstring(broken), run.CONFORMANCE, run.NOT_SERIAL)
     assert run.summarize(cases, 1)["failed"] == 2
 
@@ -65,12 +66,25 @@ def test_results_name_each_failure_with_its_text(tmp_path):
     cases = run.select_cases(ET.fromstring(JUNIT), run.CONFORMANCE, run.NOT_SERIAL)
     counts = run.summarize(cases, 75)
     out = str(tmp_path / "conformance")
-    run.write_results(out, cases, counts, {"date": "d", "version": "v1.36.3", "nodes": 2, "kubeconfig": "k",
-                                           "focus": run.CONFORMANCE, "skip": run.NOT_SERIAL})
+    run.write_results(
+        out,
+        cases,
+        counts,
+        {
+            "date": "d",
+            "version": "v1.36.3",
+            "nodes": 2,
+            "kubeconfig": "k",
+            "focus": run.CONFORMANCE,
+            "skip": run.NOT_SERIAL,
+        },
+    )
     table = (tmp_path / "conformance.md").read_text()
     assert "| 1 | 1 | 1 | 3 | 1 min 15 s |" in table
-    assert "Services should serve a basic endpoint from pods  [Conformance]: [FAILED] Timed out after 120s. " \
-           "Expected endpoints" in table
+    assert (
+        "Services should serve a basic endpoint from pods  [Conformance]: [FAILED] Timed out after 120s. "
+        "Expected endpoints" in table
+    )
     root = ET.parse(tmp_path / "conformance.xml").getroot()
     assert root.get("tests") == "3" and root.get("failures") == "1"
     assert len(list(root.iter("testcase"))) == 3

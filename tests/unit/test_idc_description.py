@@ -46,10 +46,22 @@ def small_description():
             {
                 "name": "room-a",
                 "racks": [
-                    rack("a01", 1, [host("m1", "10.10.1.11", ["etcd", "control_plane"]),
-                                    host("w1", "10.10.1.21", ["worker"], cpu=64, memory_gib=256)]),
-                    rack("a02", 2, [host("m2", "10.10.2.11", ["etcd", "control_plane"]),
-                                    host("s1", "10.10.2.31", ["ceph_mon", "ceph_osd"])]),
+                    rack(
+                        "a01",
+                        1,
+                        [
+                            host("m1", "10.10.1.11", ["etcd", "control_plane"]),
+                            host("w1", "10.10.1.21", ["worker"], cpu=64, memory_gib=256),
+                        ],
+                    ),
+                    rack(
+                        "a02",
+                        2,
+                        [
+                            host("m2", "10.10.2.11", ["etcd", "control_plane"]),
+                            host("s1", "10.10.2.31", ["ceph_mon", "ceph_osd"]),
+                        ],
+                    ),
                 ],
             },
             {
@@ -91,7 +103,11 @@ def m1(data):
 def test_small_description_parses_into_the_model(desc):
     model = parse_description(desc)
     assert (model.cluster_name, model.pod_cidr, model.service_cidr, model.node_as) == (
-        "bj1-prod", "10.244.0.0/16", "10.96.0.0/16", 64512)
+        "bj1-prod",
+        "10.244.0.0/16",
+        "10.96.0.0/16",
+        64512,
+    )
     assert model.domain == "cluster.local"
     assert model.vars == {} and model.lab == {}
     assert [room.name for room in model.rooms] == ["room-a", "room-b"]
@@ -99,10 +115,22 @@ def test_small_description_parses_into_the_model(desc):
     assert [h.name for h in model.hosts] == ["m1", "w1", "m2", "s1", "m3"]
     first = model.rack("a01")
     assert (first.room, first.subnet, first.gateway, first.tor_name, first.tor_as, first.tor_peer) == (
-        "room-a", "10.10.1.0/24", "10.10.1.1", "tor-a01", 65101, "10.10.1.254")
+        "room-a",
+        "10.10.1.0/24",
+        "10.10.1.1",
+        "tor-a01",
+        65101,
+        "10.10.1.254",
+    )
     worker = model.host("w1")
     assert (worker.address, worker.roles, worker.cpu, worker.memory_gib, worker.rack, worker.room) == (
-        "10.10.1.21", ["worker"], 64, 256, "a01", "room-a")
+        "10.10.1.21",
+        ["worker"],
+        64,
+        256,
+        "a01",
+        "room-a",
+    )
 
 
 def test_model_helpers(desc):
@@ -144,8 +172,14 @@ def test_domain_vars_and_lab_are_kept(desc):
 
 
 def test_plugin_options_are_accepted_at_top_level(desc):
-    desc.update(compose={"x": "1"}, groups={"g": "true"}, keyed_groups=[{"key": "idc_rack"}], strict=True,
-                use_extra_vars=False, leading_separator=False)
+    desc.update(
+        compose={"x": "1"},
+        groups={"g": "true"},
+        keyed_groups=[{"key": "idc_rack"}],
+        strict=True,
+        use_extra_vars=False,
+        leading_separator=False,
+    )
     parse_description(desc)
 
 
@@ -302,9 +336,18 @@ def test_null_counts_as_missing(desc):
         (lambda d: d["rooms"][0].update(racks="a01"), "rooms[room-a].racks: expected a list, got a string 'a01'"),
         (lambda d: a01(d).update(hosts={"m1": {}}), "rooms[room-a].racks[a01].hosts: expected a list, got a mapping"),
         (lambda d: a01(d).update(tor="tor-a01"), "rooms[room-a].racks[a01].tor: expected a mapping, got a string"),
-        (lambda d: m1(d).update(roles="etcd"), "rooms[room-a].racks[a01].hosts[m1].roles: expected a list, got a string"),
-        (lambda d: m1(d).update(size=16), "rooms[room-a].racks[a01].hosts[m1].size: expected a mapping, got an integer"),
-        (lambda d: m1(d).update(vars="x=1"), "rooms[room-a].racks[a01].hosts[m1].vars: expected a mapping, got a string"),
+        (
+            lambda d: m1(d).update(roles="etcd"),
+            "rooms[room-a].racks[a01].hosts[m1].roles: expected a list, got a string",
+        ),
+        (
+            lambda d: m1(d).update(size=16),
+            "rooms[room-a].racks[a01].hosts[m1].size: expected a mapping, got an integer",
+        ),
+        (
+            lambda d: m1(d).update(vars="x=1"),
+            "rooms[room-a].racks[a01].hosts[m1].vars: expected a mapping, got a string",
+        ),
         (lambda d: d["rooms"].append("room-c"), "rooms[2]: expected a mapping, got a string 'room-c'"),
         (lambda d: d["cluster"].update(name=7), "cluster.name: expected a non-empty string, got an integer 7"),
         (lambda d: d["rooms"][0].update(name=""), "rooms[0].name: expected a non-empty string, got a string ''"),
@@ -329,8 +372,10 @@ def test_room_and_rack_names_are_plain(desc, value):
 
 def test_empty_rooms_and_racks_are_refused(desc):
     desc["rooms"][1]["racks"] = []
-    assert "rooms[room-b].racks: is empty; fix: describe at least one rack in the room, or remove the room" \
+    assert (
+        "rooms[room-b].racks: is empty; fix: describe at least one rack in the room, or remove the room"
         in errors_of(desc)
+    )
     desc["rooms"] = []
     assert "rooms: is empty; fix: describe at least one room with its racks" in errors_of(desc)
 
@@ -355,8 +400,10 @@ def test_invalid_cidrs(desc, value, expected):
 
 def test_rack_subnet_with_host_bits(desc):
     a01(desc)["subnet"] = "10.10.1.1/24"
-    assert "rooms[room-a].racks[a01].subnet: 10.10.1.1/24 has host bits set; fix: use the network address: " \
-           "10.10.1.0/24" in errors_of(desc)
+    assert (
+        "rooms[room-a].racks[a01].subnet: 10.10.1.1/24 has host bits set; fix: use the network address: "
+        "10.10.1.0/24" in errors_of(desc)
+    )
 
 
 @pytest.mark.parametrize("value", ["10.10.1.300", "gw", "10.10.1.1/24", 167772417])
@@ -367,8 +414,10 @@ def test_invalid_addresses(desc, value):
 
 def test_invalid_host_address(desc):
     m1(desc)["address"] = "10.10.1"
-    assert only_error(desc) == ("rooms[room-a].racks[a01].hosts[m1].address: '10.10.1' is not a valid IP address; "
-                                "fix: write it as e.g. 10.10.1.11")
+    assert only_error(desc) == (
+        "rooms[room-a].racks[a01].hosts[m1].address: '10.10.1' is not a valid IP address; "
+        "fix: write it as e.g. 10.10.1.11"
+    )
 
 
 @pytest.mark.parametrize(
@@ -417,25 +466,33 @@ def test_duplicate_addresses(desc):
     a01(desc)["hosts"][1]["address"] = "10.10.1.11"
     assert only_error(desc) == (
         "rooms[room-a].racks[a01].hosts[w1].address: 10.10.1.11 is already used by rooms[room-a].racks[a01].hosts[m1]; "
-        "fix: give every host its own address")
+        "fix: give every host its own address"
+    )
 
 
 @pytest.mark.parametrize(
     "change, expected",
     [
-        (lambda d: d["cluster"].update(service_cidr="10.244.128.0/20"),
-         "cluster.service_cidr: 10.244.128.0/20 overlaps cluster.pod_cidr 10.244.0.0/16"),
-        (lambda d: d["cluster"].update(pod_cidr="10.0.0.0/8"),
-         "rooms[room-a].racks[a01].subnet: 10.10.1.0/24 overlaps cluster.pod_cidr 10.0.0.0/8"),
-        (lambda d: d["cluster"].update(service_cidr="10.10.2.0/23"),
-         "rooms[room-a].racks[a02].subnet: 10.10.2.0/24 overlaps cluster.service_cidr 10.10.2.0/23"),
+        (
+            lambda d: d["cluster"].update(service_cidr="10.244.128.0/20"),
+            "cluster.service_cidr: 10.244.128.0/20 overlaps cluster.pod_cidr 10.244.0.0/16",
+        ),
+        (
+            lambda d: d["cluster"].update(pod_cidr="10.0.0.0/8"),
+            "rooms[room-a].racks[a01].subnet: 10.10.1.0/24 overlaps cluster.pod_cidr 10.0.0.0/8",
+        ),
+        (
+            lambda d: d["cluster"].update(service_cidr="10.10.2.0/23"),
+            "rooms[room-a].racks[a02].subnet: 10.10.2.0/24 overlaps cluster.service_cidr 10.10.2.0/23",
+        ),
     ],
 )
 def test_overlapping_cidrs_name_both_sides(desc, change, expected):
     change(desc)
     errors = errors_of(desc)
-    assert any(e.startswith(expected + "; fix: pod_cidr, service_cidr and every rack subnet must be disjoint")
-               for e in errors), errors
+    assert any(
+        e.startswith(expected + "; fix: pod_cidr, service_cidr and every rack subnet must be disjoint") for e in errors
+    ), errors
 
 
 def test_overlapping_rack_subnets(desc):
@@ -457,26 +514,30 @@ def test_duplicate_host_in_two_racks(desc):
     desc["rooms"][1]["racks"][0]["hosts"].append(host("w1", "10.10.3.21", ["worker"]))
     assert only_error(desc) == (
         "rooms[room-b].racks[b01].hosts[w1].name: host w1 is already defined at rooms[room-a].racks[a01].hosts[w1]; "
-        "fix: a host lives in exactly one rack: remove one entry or rename the host")
+        "fix: a host lives in exactly one rack: remove one entry or rename the host"
+    )
 
 
 def test_duplicate_host_in_one_rack_is_named_by_position(desc):
     a01(desc)["hosts"].append(host("w1", "10.10.1.22", ["worker"]))
     assert only_error(desc).startswith(
-        "rooms[room-a].racks[a01].hosts[2].name: host w1 is already defined at rooms[room-a].racks[a01].hosts[w1]")
+        "rooms[room-a].racks[a01].hosts[2].name: host w1 is already defined at rooms[room-a].racks[a01].hosts[w1]"
+    )
 
 
 def test_duplicate_rack_names_across_rooms(desc):
     desc["rooms"][1]["racks"][0]["name"] = "a01"
     assert only_error(desc) == (
         "rooms[room-b].racks[a01].name: duplicate rack name a01 (also at rooms[room-a].racks[a01].name); "
-        "fix: give every rack its own name")
+        "fix: give every rack its own name"
+    )
 
 
 def test_duplicate_room_names(desc):
     desc["rooms"][1]["name"] = "room-a"
     assert only_error(desc).startswith(
-        "rooms[1].name: duplicate room name room-a (also at rooms[room-a].name); fix: give every room its own name")
+        "rooms[1].name: duplicate room name room-a (also at rooms[room-a].name); fix: give every room its own name"
+    )
 
 
 def test_names_that_become_the_same_group(desc):
@@ -494,8 +555,9 @@ def test_names_that_become_the_same_group(desc):
 @pytest.mark.parametrize("name", ["M1", "m_1", "-m1", "m1-", "m1..x", "a" * 64])
 def test_invalid_hostnames(desc, name):
     m1(desc)["name"] = name
-    assert any(e.endswith("Kubernetes uses it as the node name") and "is not a valid hostname" in e
-               for e in errors_of(desc))
+    assert any(
+        e.endswith("Kubernetes uses it as the node name") and "is not a valid hostname" in e for e in errors_of(desc)
+    )
 
 
 def test_fqdn_hostnames_are_fine(desc):
@@ -509,7 +571,8 @@ def test_host_names_must_not_be_group_names(desc, name):
     a01(desc)["hosts"][1]["name"] = name
     assert only_error(desc) == (
         f"rooms[room-a].racks[a01].hosts[{name}].name: host name {name} is also an inventory group name; "
-        "fix: rename the host")
+        "fix: rename the host"
+    )
 
 
 @pytest.mark.parametrize("name", ["Bj1", "1bj", "bj_1", "bj1-", "bj1.prod", "b" * 64])
@@ -537,7 +600,8 @@ def test_unknown_role_lists_the_known_roles(desc):
     a01(desc)["hosts"][1]["roles"] = ["wroker"]
     assert only_error(desc) == (
         "rooms[room-a].racks[a01].hosts[w1].roles: unknown role 'wroker'; fix: did you mean worker? known roles: "
-        "etcd, etcd_spare, control_plane, worker, lb, ceph_mon, ceph_mgr, ceph_osd, ceph_mds, gluster, kafka")
+        "etcd, etcd_spare, control_plane, worker, lb, ceph_mon, ceph_mgr, ceph_osd, ceph_mds, gluster, kafka"
+    )
 
 
 def test_group_names_are_not_roles(desc):
@@ -558,8 +622,10 @@ def test_roles_must_not_be_empty_or_repeated(desc):
 def test_a_host_is_not_both_etcd_member_and_spare(desc):
     m1(desc)["roles"] = ["etcd", "etcd_spare"]
     errors = errors_of(desc)
-    assert "rooms[room-a].racks[a01].hosts[m1].roles: a host cannot be both etcd and etcd_spare; " \
-           "fix: keep one of the two roles" in errors
+    assert (
+        "rooms[room-a].racks[a01].hosts[m1].roles: a host cannot be both etcd and etcd_spare; "
+        "fix: keep one of the two roles" in errors
+    )
 
 
 def test_no_etcd_member(desc):
@@ -568,7 +634,8 @@ def test_no_etcd_member(desc):
             for h in r["hosts"]:
                 h["roles"] = [role for role in h["roles"] if role != "etcd"]
     assert only_error(desc) == (
-        "role etcd: no host has it; fix: give the etcd role to 3 (or 5) hosts, ideally in different racks")
+        "role etcd: no host has it; fix: give the etcd role to 3 (or 5) hosts, ideally in different racks"
+    )
 
 
 @pytest.mark.parametrize("extra", [1, 3])
@@ -589,7 +656,9 @@ def test_single_etcd_member_is_allowed(desc):
 
 @pytest.mark.parametrize("spares, ok", [(0, True), (1, True), (2, False), (3, True), (4, False)])
 def test_etcd_spares_are_zero_or_odd(desc, spares, ok):
-    desc["rooms"][1]["racks"][0]["hosts"] += [host(f"sp{i}", f"10.10.3.{50 + i}", ["etcd_spare"]) for i in range(spares)]
+    desc["rooms"][1]["racks"][0]["hosts"] += [
+        host(f"sp{i}", f"10.10.3.{50 + i}", ["etcd_spare"]) for i in range(spares)
+    ]
     if ok:
         assert len(parse_description(desc).hosts_with_role("etcd_spare")) == spares
     else:
@@ -610,8 +679,7 @@ def test_cpu_must_be_a_positive_integer(desc, cpu):
 @pytest.mark.parametrize("memory", [0, -1, "64", False, math.inf, math.nan])
 def test_memory_must_be_a_positive_number(desc, memory):
     m1(desc)["size"]["memory_gib"] = memory
-    assert only_error(desc).startswith(
-        "rooms[room-a].racks[a01].hosts[m1].size.memory_gib: expected a positive number")
+    assert only_error(desc).startswith("rooms[room-a].racks[a01].hosts[m1].size.memory_gib: expected a positive number")
 
 
 def test_fractional_memory_is_fine(desc):
@@ -622,8 +690,11 @@ def test_fractional_memory_is_fine(desc):
 @pytest.mark.parametrize("value", [0, -1, 4294967296])
 @pytest.mark.parametrize("field", ["node_as", "tor_as"])
 def test_as_numbers_out_of_range(desc, field, value):
-    target, path = (desc["cluster"], "cluster.node_as") if field == "node_as" else (
-        a01(desc)["tor"], "rooms[room-a].racks[a01].tor.as")
+    target, path = (
+        (desc["cluster"], "cluster.node_as")
+        if field == "node_as"
+        else (a01(desc)["tor"], "rooms[room-a].racks[a01].tor.as")
+    )
     target["node_as" if field == "node_as" else "as"] = value
     assert only_error(desc).startswith(f"{path}: AS {value} is out of range 1..4294967295; fix: ")
 
@@ -649,7 +720,8 @@ def test_as_numbers_at_the_edges_are_fine(desc, value):
 def test_computed_variables_cannot_be_set_in_host_vars(desc, name):
     m1(desc)["vars"] = {name: "x"}
     assert only_error(desc).startswith(
-        f"rooms[room-a].racks[a01].hosts[m1].vars.{name}: {name} is computed from the description")
+        f"rooms[room-a].racks[a01].hosts[m1].vars.{name}: {name} is computed from the description"
+    )
 
 
 def test_computed_variables_cannot_be_set_in_top_level_vars(desc):
@@ -747,8 +819,12 @@ def test_addresses_are_normalised(desc):
     m1(desc)["address"] = "fd00:10:1:0::11"
     a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
     hostvars = inventory_layout(parse_description(desc))["hostvars"]["m1"]
-    assert (hostvars["idc_rack_subnet"], hostvars["idc_rack_gateway"], hostvars["idc_tor_peer"], hostvars["ansible_host"]) == (
-        "fd00:10:1::/64", "fd00:10:1::1", "fd00:10:1::fe", "fd00:10:1::11")
+    assert (
+        hostvars["idc_rack_subnet"],
+        hostvars["idc_rack_gateway"],
+        hostvars["idc_tor_peer"],
+        hostvars["ansible_host"],
+    ) == ("fd00:10:1::/64", "fd00:10:1::1", "fd00:10:1::fe", "fd00:10:1::11")
 
 
 def test_parse_does_not_change_its_input(desc):
@@ -775,9 +851,16 @@ def all_vars_of(data):
 
 def test_lb_pair_with_a_vip_in_their_rack(desc):
     model = parse_description(with_lb_pair(desc))
-    assert (model.apiserver_vip, model.apiserver_port, model.apiserver_url) == ("10.10.1.10", 6443, "https://10.10.1.10:6443")
+    assert (model.apiserver_vip, model.apiserver_port, model.apiserver_url) == (
+        "10.10.1.10",
+        6443,
+        "https://10.10.1.10:6443",
+    )
     assert {k: v for k, v in all_vars_of(desc).items() if k.startswith("idc_apiserver")} == {
-        "idc_apiserver_vip": "10.10.1.10", "idc_apiserver_port": 6443, "idc_apiserver_url": "https://10.10.1.10:6443"}
+        "idc_apiserver_vip": "10.10.1.10",
+        "idc_apiserver_port": 6443,
+        "idc_apiserver_url": "https://10.10.1.10:6443",
+    }
 
 
 def test_apiserver_port_is_optional_and_used_in_the_url(desc):
@@ -788,7 +871,10 @@ def test_apiserver_port_is_optional_and_used_in_the_url(desc):
 
 def test_without_lb_hosts_and_vip_the_url_is_the_first_control_plane(desc):
     assert {k: v for k, v in all_vars_of(desc).items() if k.startswith("idc_apiserver")} == {
-        "idc_apiserver_vip": "", "idc_apiserver_port": 6443, "idc_apiserver_url": "https://10.10.1.11:6443"}
+        "idc_apiserver_vip": "",
+        "idc_apiserver_port": 6443,
+        "idc_apiserver_url": "https://10.10.1.11:6443",
+    }
 
 
 def test_without_any_control_plane_the_url_is_empty(desc):
@@ -844,25 +930,36 @@ def test_vip_outside_the_lb_rack(desc):
     )
 
 
-@pytest.mark.parametrize("vip, problem", [
-    ("10.10.1.0", "10.10.1.0 is the network address of 10.10.1.0/24; fix: use a free host address in 10.10.1.0/24"),
-    ("10.10.1.255", "10.10.1.255 is the broadcast address of 10.10.1.0/24; fix: use a free host address in 10.10.1.0/24"),
-])
+@pytest.mark.parametrize(
+    "vip, problem",
+    [
+        ("10.10.1.0", "10.10.1.0 is the network address of 10.10.1.0/24; fix: use a free host address in 10.10.1.0/24"),
+        (
+            "10.10.1.255",
+            "10.10.1.255 is the broadcast address of 10.10.1.0/24; fix: use a free host address in 10.10.1.0/24",
+        ),
+    ],
+)
 def test_vip_is_not_the_network_or_broadcast_address(desc, vip, problem):
     with_lb_pair(desc)["cluster"]["apiserver_vip"] = vip
     assert only_error(desc) == f"cluster.apiserver_vip: {problem}"
 
 
-@pytest.mark.parametrize("vip, problem", [
-    ("10.10.1.22", "10.10.1.22 is the address of host lb2 (rooms[room-a].racks[a01].hosts[lb2])"),
-    ("10.10.1.11", "10.10.1.11 is the address of host m1 (rooms[room-a].racks[a01].hosts[m1])"),
-    ("10.10.1.1", "10.10.1.1 is rack a01's gateway"),
-    ("10.10.1.254", "10.10.1.254 is rack a01's ToR peer address"),
-])
+@pytest.mark.parametrize(
+    "vip, problem",
+    [
+        ("10.10.1.22", "10.10.1.22 is the address of host lb2 (rooms[room-a].racks[a01].hosts[lb2])"),
+        ("10.10.1.11", "10.10.1.11 is the address of host m1 (rooms[room-a].racks[a01].hosts[m1])"),
+        ("10.10.1.1", "10.10.1.1 is rack a01's gateway"),
+        ("10.10.1.254", "10.10.1.254 is rack a01's ToR peer address"),
+    ],
+)
 def test_vip_is_not_an_address_in_use(desc, vip, problem):
     with_lb_pair(desc)["cluster"]["apiserver_vip"] = vip
     error = only_error(desc)
-    assert error.startswith(f"cluster.apiserver_vip: {problem}; fix: use a free address that no host, gateway or ToR peer has")
+    assert error.startswith(
+        f"cluster.apiserver_vip: {problem}; fix: use a free address that no host, gateway or ToR peer has"
+    )
 
 
 def test_vip_of_an_external_lb_is_not_an_address_in_use(desc):
@@ -878,12 +975,18 @@ def test_vip_is_not_in_the_pod_or_service_network(desc):
     )
 
 
-@pytest.mark.parametrize("vip, expected", [
-    ("fd00::10", "cluster.apiserver_vip: fd00::10 is not an IPv4 address; fix: use an IPv4 address in the lb hosts' "
-                 "rack subnet; the keepalived VIP is IPv4 only"),
-    ("10.10.1", "cluster.apiserver_vip: '10.10.1' is not a valid IP address; fix: write it as e.g. 10.10.1.10"),
-    (1010, "cluster.apiserver_vip: expected an IP address, got an integer 1010; fix: write it as e.g. 10.10.1.10"),
-])
+@pytest.mark.parametrize(
+    "vip, expected",
+    [
+        (
+            "fd00::10",
+            "cluster.apiserver_vip: fd00::10 is not an IPv4 address; fix: use an IPv4 address in the lb hosts' "
+            "rack subnet; the keepalived VIP is IPv4 only",
+        ),
+        ("10.10.1", "cluster.apiserver_vip: '10.10.1' is not a valid IP address; fix: write it as e.g. 10.10.1.10"),
+        (1010, "cluster.apiserver_vip: expected an IP address, got an integer 1010; fix: write it as e.g. 10.10.1.10"),
+    ],
+)
 def test_vip_must_be_an_ipv4_address(desc, vip, expected):
     # a VIP that cannot be read is reported once, not again as missing
     with_lb_pair(desc)["cluster"]["apiserver_vip"] = vip
@@ -916,7 +1019,9 @@ def test_apiserver_vars_cannot_be_set_in_vars(desc):
 def test_lab_lb_pair_shares_rack_r1_with_the_vip():
     model = parse_description(yaml.safe_load((REPO / "inventories/lab/idc.yml").read_text()))
     assert {h.name: (h.rack, h.address) for h in model.hosts_with_role("lb")} == {
-        "lb1": ("r1", "10.210.1.21"), "lb2": ("r1", "10.210.1.22")}
+        "lb1": ("r1", "10.210.1.21"),
+        "lb2": ("r1", "10.210.1.22"),
+    }
     assert model.apiserver_url == "https://10.210.1.10:6443"
 
 
@@ -945,7 +1050,10 @@ def test_pod_network_settings_become_group_all_variables(desc):
     desc["cluster"].update(pod_block_size=26, fixed_ip_cidr="10.244.255.0/24", advertise_service_cidr=True)
     all_vars = all_vars_of(desc)
     assert (all_vars["idc_pod_block_size"], all_vars["idc_fixed_ip_cidr"], all_vars["idc_advertise_service_cidr"]) == (
-        26, "10.244.255.0/24", True)
+        26,
+        "10.244.255.0/24",
+        True,
+    )
 
 
 @pytest.mark.parametrize("value", [19, 33, "27", True, 27.0])
@@ -962,16 +1070,21 @@ def test_pod_block_size_at_the_edges_is_fine(desc, value):
 
 def test_advertise_service_cidr_is_a_boolean(desc):
     desc["cluster"]["advertise_service_cidr"] = "yes"
-    assert only_error(desc) == ("cluster.advertise_service_cidr: expected a boolean, got a string 'yes'; "
-                                "fix: write true or false without quotes, e.g. true")
+    assert only_error(desc) == (
+        "cluster.advertise_service_cidr: expected a boolean, got a string 'yes'; "
+        "fix: write true or false without quotes, e.g. true"
+    )
 
 
-@pytest.mark.parametrize("fixed, problem", [
-    ("10.245.0.0/24", "10.245.0.0/24 is outside cluster.pod_cidr 10.244.0.0/16"),
-    ("10.244.0.0/16", "10.244.0.0/16 is all of cluster.pod_cidr"),
-    ("10.0.0.0/8", "10.0.0.0/8 is outside cluster.pod_cidr 10.244.0.0/16"),
-    ("10.244.255.240/28", "10.244.255.240/28 is smaller than one /27 block (pod_block_size)"),
-])
+@pytest.mark.parametrize(
+    "fixed, problem",
+    [
+        ("10.245.0.0/24", "10.245.0.0/24 is outside cluster.pod_cidr 10.244.0.0/16"),
+        ("10.244.0.0/16", "10.244.0.0/16 is all of cluster.pod_cidr"),
+        ("10.0.0.0/8", "10.0.0.0/8 is outside cluster.pod_cidr 10.244.0.0/16"),
+        ("10.244.255.240/28", "10.244.255.240/28 is smaller than one /27 block (pod_block_size)"),
+    ],
+)
 def test_fixed_ip_cidr_is_a_part_of_the_pod_cidr(desc, fixed, problem):
     desc["cluster"]["fixed_ip_cidr"] = fixed
     assert only_error(desc).startswith(f"cluster.fixed_ip_cidr: {problem}; fix: ")
@@ -979,14 +1092,18 @@ def test_fixed_ip_cidr_is_a_part_of_the_pod_cidr(desc, fixed, problem):
 
 def test_fixed_ip_cidr_is_a_cidr(desc):
     desc["cluster"]["fixed_ip_cidr"] = "10.244.255.1/24"
-    assert only_error(desc) == "cluster.fixed_ip_cidr: 10.244.255.1/24 has host bits set; fix: use the network address: 10.244.255.0/24"
+    assert (
+        only_error(desc)
+        == "cluster.fixed_ip_cidr: 10.244.255.1/24 has host bits set; fix: use the network address: 10.244.255.0/24"
+    )
 
 
 def test_tor_as_equal_to_node_as_is_refused(desc):
     a01(desc)["tor"]["as"] = 64512
     assert only_error(desc) == (
         "rooms[room-a].racks[a01].tor.as: AS 64512 is cluster.node_as; fix: give the ToR its own AS: servers and ToR "
-        "peer over eBGP (all servers share node_as, every ToR has another)")
+        "peer over eBGP (all servers share node_as, every ToR has another)"
+    )
 
 
 def test_pod_cidr_must_hold_a_block_per_worker(desc):
@@ -996,10 +1113,12 @@ def test_pod_cidr_must_hold_a_block_per_worker(desc):
     assert only_error(desc) == (
         "cluster.pod_cidr: 10.233.0.0/24 minus fixed_ip_cidr 10.233.0.128/25 holds 4 blocks of /27 for 12 worker nodes; "
         "fix: use a pod_cidr of /23 or larger, a larger pod_block_size (smaller blocks, e.g. 28) or a smaller "
-        "fixed_ip_cidr; Calico gives every node at least one block")
+        "fixed_ip_cidr; Calico gives every node at least one block"
+    )
     del desc["cluster"]["fixed_ip_cidr"]
     assert only_error(desc).startswith(
-        "cluster.pod_cidr: 10.233.0.0/24 holds 8 blocks of /27 for 12 worker nodes; fix: use a pod_cidr of /23 or larger")
+        "cluster.pod_cidr: 10.233.0.0/24 holds 8 blocks of /27 for 12 worker nodes; fix: use a pod_cidr of /23 or larger"
+    )
     desc["cluster"]["pod_block_size"] = 28
     assert len(parse_description(desc).hosts_with_role("worker")) == 12
 
@@ -1020,19 +1139,30 @@ def test_tor_uplink_is_kept_and_becomes_a_host_variable(desc):
     assert hostvars["m2"]["idc_tor_uplink"] is None
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"peer": "10.10.9.1"}, "tor.uplink.peer: 10.10.9.1 is outside the uplink network 10.10.0.0/24 of address 10.10.0.11/24"),
-    ({"peer": "10.10.0.11"}, "tor.uplink.peer: 10.10.0.11 is the ToR's own uplink address"),
-    ({"peer": "10.10.0.255"}, "tor.uplink.peer: 10.10.0.255 is the broadcast address of 10.10.0.0/24"),
-    ({"as": 65101}, "tor.uplink.as: AS 65101 is the ToR's own AS (tor.as)"),
-    ({"as": 64512}, "tor.uplink.as: AS 64512 is cluster.node_as"),
-    ({"address": "10.10.0.11"}, "tor.uplink.address: expected an address with its prefix, got a string '10.10.0.11'"),
-    ({"address": "10.10.0.0/24"}, "tor.uplink.address: 10.10.0.0 is the network address of 10.10.0.0/24"),
-    ({"address": "10.10.1.253/16", "peer": "10.10.0.1"},
-     "tor.uplink.address: the uplink network 10.10.0.0/16 overlaps rooms[room-a].racks[a01].subnet 10.10.1.0/24"),
-    ({"as": "65000"}, "tor.uplink.as: expected an AS number (integer), got a string '65000'"),
-    ({"speed": 100}, "tor.uplink.speed: unknown key 'speed'"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (
+            {"peer": "10.10.9.1"},
+            "tor.uplink.peer: 10.10.9.1 is outside the uplink network 10.10.0.0/24 of address 10.10.0.11/24",
+        ),
+        ({"peer": "10.10.0.11"}, "tor.uplink.peer: 10.10.0.11 is the ToR's own uplink address"),
+        ({"peer": "10.10.0.255"}, "tor.uplink.peer: 10.10.0.255 is the broadcast address of 10.10.0.0/24"),
+        ({"as": 65101}, "tor.uplink.as: AS 65101 is the ToR's own AS (tor.as)"),
+        ({"as": 64512}, "tor.uplink.as: AS 64512 is cluster.node_as"),
+        (
+            {"address": "10.10.0.11"},
+            "tor.uplink.address: expected an address with its prefix, got a string '10.10.0.11'",
+        ),
+        ({"address": "10.10.0.0/24"}, "tor.uplink.address: 10.10.0.0 is the network address of 10.10.0.0/24"),
+        (
+            {"address": "10.10.1.253/16", "peer": "10.10.0.1"},
+            "tor.uplink.address: the uplink network 10.10.0.0/16 overlaps rooms[room-a].racks[a01].subnet 10.10.1.0/24",
+        ),
+        ({"as": "65000"}, "tor.uplink.as: expected an AS number (integer), got a string '65000'"),
+        ({"speed": 100}, "tor.uplink.speed: unknown key 'speed'"),
+    ],
+)
 def test_tor_uplink_errors(desc, change, expected):
     uplink(desc)
     a01(desc)["tor"]["uplink"].update(change)
@@ -1053,7 +1183,8 @@ def test_two_tors_cannot_share_an_uplink_address(desc):
     uplink(desc, 2)
     assert only_error(desc) == (
         "rooms[room-b].racks[b01].tor.uplink.address: 10.10.0.11 is already the uplink address of "
-        "rooms[room-a].racks[a01].tor.uplink; fix: give every ToR its own address on the uplink segment")
+        "rooms[room-a].racks[a01].tor.uplink; fix: give every ToR its own address on the uplink segment"
+    )
     uplink(desc, 2, address="10.10.0.13/24")
     assert parse_description(desc).rack("b01").tor_uplink["address"] == "10.10.0.13/24"
 
@@ -1062,7 +1193,8 @@ def test_lab_racks_have_uplinks_to_one_spine_and_fixed_addresses():
     model = parse_description(yaml.safe_load((REPO / "inventories/lab/idc.yml").read_text()))
     assert model.fixed_ip_cidr == "10.233.63.0/24"
     assert {rack.name: rack.tor_uplink for rack in model.racks} == {
-        f"r{i}": {"address": f"10.210.0.1{i}/24", "peer": "10.210.0.1", "as": 65000} for i in (1, 2, 3)}
+        f"r{i}": {"address": f"10.210.0.1{i}/24", "peer": "10.210.0.1", "as": 65000} for i in (1, 2, 3)
+    }
 
 
 def test_lab_description_moved_to_another_network_stays_valid():
@@ -1075,7 +1207,9 @@ def test_lab_description_moved_to_another_network_stays_valid():
 # -- no input crashes the validation; the whole-description rules of issue 12 -----------------
 
 
-@pytest.mark.parametrize("name", [0, 7, -1, True, None, [], ["lb1"], {"a": 1}, 1.5, "", "LB1", "lb_1", "lb1.", "a" * 300])
+@pytest.mark.parametrize(
+    "name", [0, 7, -1, True, None, [], ["lb1"], {"a": 1}, 1.5, "", "LB1", "lb_1", "lb1.", "a" * 300]
+)
 @pytest.mark.parametrize("role", ["lb", "etcd"])
 def test_an_invalid_host_name_in_a_counted_role_is_an_error_not_a_crash(desc, name, role):
     # the lb and etcd rules list their hosts by name: an lb host named 0 used to raise TypeError
@@ -1093,10 +1227,13 @@ def test_a_counted_host_without_a_valid_name_is_named_by_its_path(desc):
     with_lb_pair(desc, second_rack=2, second_address="10.10.3.22")
     a01(desc)["hosts"][2]["name"] = 0
     errors = errors_of(desc)
-    assert errors[0] == ("rooms[room-a].racks[a01].hosts[2].name: expected a non-empty string, got an integer 0; "
-                         "fix: use a string, e.g. m1")
-    assert errors[1].startswith("role lb: the lb hosts are in 2 racks (rooms[room-a].racks[a01].hosts[2] in rack a01, "
-                                "lb2 in rack b01)")
+    assert errors[0] == (
+        "rooms[room-a].racks[a01].hosts[2].name: expected a non-empty string, got an integer 0; "
+        "fix: use a string, e.g. m1"
+    )
+    assert errors[1].startswith(
+        "role lb: the lb hosts are in 2 racks (rooms[room-a].racks[a01].hosts[2] in rack a01, lb2 in rack b01)"
+    )
 
 
 def strip_role(data, role):
@@ -1112,22 +1249,29 @@ def test_a_cluster_needs_control_plane_hosts(desc):
         "role control_plane: no host has it, and a Kubernetes cluster cannot work without it; fix: give the "
         "control_plane role to 3 hosts (kube-apiserver, controller-manager and scheduler), ideally in different racks; "
         "a description that is deliberately part of a cluster (a test scenario for one role) says so with "
-        "cluster.partial: true")
+        "cluster.partial: true"
+    )
 
 
 def test_a_cluster_needs_worker_hosts(desc):
     assert only_error(strip_role(desc, "worker")) == (
         "role worker: no host has it, and a Kubernetes cluster cannot work without it; fix: give the worker role to "
         "the hosts that run the pods: without one, CoreDNS and every workload stay Pending; a description that is "
-        "deliberately part of a cluster (a test scenario for one role) says so with cluster.partial: true")
+        "deliberately part of a cluster (a test scenario for one role) says so with cluster.partial: true"
+    )
 
 
 def test_partial_descriptions_may_leave_out_control_plane_and_workers(desc):
     strip_role(strip_role(desc, "worker"), "control_plane")
     assert len(errors_of(copy.deepcopy(desc))) == 2
     desc["cluster"]["partial"] = True
-    assert [h.roles for h in parse_description(desc).hosts] == [["etcd"], ["ceph_mgr"], ["etcd"], ["ceph_mon", "ceph_osd"],
-                                                                ["etcd"]]
+    assert [h.roles for h in parse_description(desc).hosts] == [
+        ["etcd"],
+        ["ceph_mgr"],
+        ["etcd"],
+        ["ceph_mon", "ceph_osd"],
+        ["etcd"],
+    ]
     # etcd stays required: the quorum rule is not lifted
     strip_role(desc, "etcd")
     assert only_error(desc).startswith("role etcd: no host has it; fix:")
@@ -1145,28 +1289,32 @@ def test_lb_hosts_need_control_plane_hosts_even_in_a_partial_description(desc):
     assert only_error(desc) == (
         "role lb: 2 hosts (lb1, lb2) have it, and no host has control_plane; fix: give the control_plane role to the "
         "hosts that run kube-apiserver: HAProxy on the lb hosts sends to them and has no backend without one; "
-        "or remove the lb role")
+        "or remove the lb role"
+    )
 
 
 def test_two_tors_cannot_share_a_name(desc):
     desc["rooms"][1]["racks"][0]["tor"]["name"] = "tor-a01"
     assert only_error(desc) == (
         "rooms[room-b].racks[b01].tor.name: duplicate ToR name tor-a01 (also at rooms[room-a].racks[a01].tor.name); "
-        "fix: give every rack's ToR its own name (without tor.name it is tor-<rack>)")
+        "fix: give every rack's ToR its own name (without tor.name it is tor-<rack>)"
+    )
 
 
 def test_a_tor_name_clashes_with_another_racks_default_name(desc):
     del a01(desc)["tor"]["name"]  # tor-a01 by default
     desc["rooms"][1]["racks"][0]["tor"]["name"] = "tor-a01"
-    assert only_error(desc).startswith("rooms[room-b].racks[b01].tor.name: duplicate ToR name tor-a01 (also at "
-                                       "rooms[room-a].racks[a01].tor.name)")
+    assert only_error(desc).startswith(
+        "rooms[room-b].racks[b01].tor.name: duplicate ToR name tor-a01 (also at rooms[room-a].racks[a01].tor.name)"
+    )
 
 
 def test_a_tor_cannot_be_named_like_a_host(desc):
     a01(desc)["tor"]["name"] = "w1"
     assert only_error(desc) == (
         "rooms[room-a].racks[a01].tor.name: ToR name w1 is also the name of host rooms[room-a].racks[a01].hosts[w1]; "
-        "fix: rename the ToR or the host: switches and servers share one name space (DNS, the lab's containers)")
+        "fix: rename the ToR or the host: switches and servers share one name space (DNS, the lab's containers)"
+    )
 
 
 def test_one_spine_has_one_as(desc):
@@ -1175,7 +1323,8 @@ def test_one_spine_has_one_as(desc):
     assert only_error(desc) == (
         "rooms[room-b].racks[b01].tor.uplink.as: AS 65001 for spine 10.10.0.1, but rooms[room-a].racks[a01].tor.uplink "
         "gives that spine AS 65000; fix: one router has one AS: use as: 65000 on every uplink to 10.10.0.1, or the "
-        "spine's real AS on all of them")
+        "spine's real AS on all of them"
+    )
     # two spines, each with its own AS, are a valid fabric
     uplink(desc, 2, address="10.10.0.13/24", peer="10.10.0.2", spine_as=65001)
     assert parse_description(desc).rack("b01").tor_uplink["as"] == 65001
@@ -1187,7 +1336,8 @@ def test_one_uplink_segment_has_one_prefix(desc):
     assert only_error(desc) == (
         "rooms[room-b].racks[b01].tor.uplink.address: the uplink network 10.10.0.0/25 overlaps 10.10.0.0/24 of "
         "rooms[room-a].racks[a01].tor.uplink; fix: one segment has one prefix: write it the same on every ToR "
-        "(e.g. 10.10.0.13/24), or use segments that do not overlap")
+        "(e.g. 10.10.0.13/24), or use segments that do not overlap"
+    )
     # separate segments (each ToR its own point-to-point link) are fine
     uplink(desc, 0, address="10.10.0.0/31", peer="10.10.0.1")
     uplink(desc, 2, address="10.10.0.2/31", peer="10.10.0.3")
@@ -1200,14 +1350,16 @@ def test_a_spine_address_cannot_be_another_tors_uplink_address(desc):
     assert only_error(desc) == (
         "rooms[room-b].racks[b01].tor.uplink.peer: 10.10.0.11 is the uplink address of the ToR at "
         "rooms[room-a].racks[a01].tor.uplink; fix: use the spine router's address: a ToR cannot peer with another "
-        "ToR's uplink address")
+        "ToR's uplink address"
+    )
 
 
 def test_the_spine_as_is_no_tors_as(desc):
     uplink(desc, 0, spine_as=65103)  # rack b01's ToR
     assert only_error(desc) == (
         "rooms[room-a].racks[a01].tor.uplink.as: AS 65103 is the AS of ToR tor-b01 (rooms[room-b].racks[b01].tor.as); "
-        "fix: give the spine an AS no ToR has: the spine drops every route from a ToR in its own AS as an AS-path loop")
+        "fix: give the spine an AS no ToR has: the spine drops every route from a ToR in its own AS as an AS-path loop"
+    )
 
 
 def test_tors_with_uplinks_have_their_own_as(desc):
@@ -1218,19 +1370,23 @@ def test_tors_with_uplinks_have_their_own_as(desc):
     assert only_error(desc) == (
         "rooms[room-b].racks[b01].tor.as: AS 65101 is also the AS of rooms[room-a].racks[a01].tor.as, and both ToRs "
         "have an uplink; fix: give every ToR with an uplink its own AS: a ToR drops the routes of another rack in its "
-        "AS as an AS-path loop (no allowas-in), so the two racks' pods cannot reach each other")
+        "AS as an AS-path loop (no allowas-in), so the two racks' pods cannot reach each other"
+    )
 
 
-FAMILY_FIX = ("the cluster is single-stack, so the pod and service networks, every rack subnet, the uplinks and the VIP "
-              "share one address family (node addresses, kube-apiserver's service network and the BGP sessions to the "
-              "ToRs all use it)")
+FAMILY_FIX = (
+    "the cluster is single-stack, so the pod and service networks, every rack subnet, the uplinks and the VIP "
+    "share one address family (node addresses, kube-apiserver's service network and the BGP sessions to the "
+    "ToRs all use it)"
+)
 
 
 def test_service_network_in_the_pod_networks_family(desc):
     desc["cluster"]["service_cidr"] = "fd00:96::/112"
     assert only_error(desc) == (
         f"cluster.service_cidr: fd00:96::/112 is IPv6, but cluster.pod_cidr 10.244.0.0/16 is IPv4; fix: use IPv4 here "
-        f"too: {FAMILY_FIX}")
+        f"too: {FAMILY_FIX}"
+    )
 
 
 def test_an_ipv6_rack_in_an_ipv4_cluster(desc):
@@ -1240,7 +1396,8 @@ def test_an_ipv6_rack_in_an_ipv4_cluster(desc):
     a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
     assert only_error(desc) == (
         f"rooms[room-a].racks[a01].subnet: fd00:10:1::/64 is IPv6, but cluster.pod_cidr 10.244.0.0/16 is IPv4; fix: "
-        f"use IPv4 here too: {FAMILY_FIX}")
+        f"use IPv4 here too: {FAMILY_FIX}"
+    )
 
 
 def test_an_ipv4_rack_in_an_ipv6_cluster(desc):
@@ -1248,20 +1405,23 @@ def test_an_ipv4_rack_in_an_ipv6_cluster(desc):
     desc["rooms"][1]["racks"][0] = rack("b01", 3, [host("m3", "10.10.3.11", ["etcd", "control_plane"])])
     assert only_error(desc).startswith(
         "rooms[room-b].racks[b01].subnet: 10.10.3.0/24 is IPv4, but cluster.pod_cidr fd00:244::/56 is IPv6; fix: use "
-        "IPv6 here too")
+        "IPv6 here too"
+    )
 
 
 def test_an_ipv6_uplink_in_an_ipv4_cluster(desc):
     uplink(desc, 0, address="fd00:ff::11/64", peer="fd00:ff::1")
     assert only_error(desc).startswith(
         "rooms[room-a].racks[a01].tor.uplink.address: fd00:ff::11/64 is IPv6, but cluster.pod_cidr 10.244.0.0/16 is "
-        "IPv4; fix: use IPv4 here too")
+        "IPv4; fix: use IPv4 here too"
+    )
 
 
 def test_an_external_ipv4_vip_in_an_ipv6_cluster(desc):
     ipv6(desc)["cluster"]["apiserver_vip"] = "10.10.9.10"
     assert only_error(desc).startswith(
-        "cluster.apiserver_vip: 10.10.9.10 is IPv4, but cluster.pod_cidr fd00:244::/56 is IPv6; fix: use IPv6 here too")
+        "cluster.apiserver_vip: 10.10.9.10 is IPv4, but cluster.pod_cidr fd00:244::/56 is IPv6; fix: use IPv6 here too"
+    )
 
 
 def test_without_a_pod_network_the_service_network_sets_the_family(desc):
@@ -1272,8 +1432,9 @@ def test_without_a_pod_network_the_service_network_sets_the_family(desc):
     a01(desc)["hosts"][1]["address"] = "fd00:10:1::21"
     errors = errors_of(desc)
     assert errors[0].startswith("cluster.pod_cidr: expected a CIDR")
-    assert errors[1].startswith("rooms[room-a].racks[a01].subnet: fd00:10:1::/64 is IPv6, but cluster.service_cidr "
-                                "10.96.0.0/16 is IPv4")
+    assert errors[1].startswith(
+        "rooms[room-a].racks[a01].subnet: fd00:10:1::/64 is IPv6, but cluster.service_cidr 10.96.0.0/16 is IPv4"
+    )
     assert len(errors) == 2
 
 
@@ -1306,8 +1467,16 @@ def generated_descriptions():
     for name in ("test_etcd_provided_ca", "test_lab", "test_lab_registry"):
         yield name, _module(name, f"tests/integration/{name}.py").DESC
     restart = _module("test_restart_interrupted", "tests/integration/test_restart_interrupted.py")
-    yield "test_restart_interrupted", helpers.one_rack_description(
-        restart.LAB, helpers.lab_net(restart.LAB), {h: ["etcd"] for h in restart.HOSTS}, tor_as=65317, registry=False)
+    yield (
+        "test_restart_interrupted",
+        helpers.one_rack_description(
+            restart.LAB,
+            helpers.lab_net(restart.LAB),
+            {h: ["etcd"] for h in restart.HOSTS},
+            tor_as=65317,
+            registry=False,
+        ),
+    )
     scale = _module("run_scale", "bench/run_scale.py")
     for hosts in (5, 50, 250):
         yield f"run_scale {hosts}", scale.description(hosts)
@@ -1332,4 +1501,6 @@ def test_molecule_descriptions_validate_as_deliberate_parts(path):
     parse_description(data)
     # each scenario tests one role: without cluster.partial its missing roles are errors
     del data["cluster"]["partial"]
-    assert all(e.startswith(("role control_plane: no host has it", "role worker: no host has it")) for e in errors_of(data))
+    assert all(
+        e.startswith(("role control_plane: no host has it", "role worker: no host has it")) for e in errors_of(data)
+    )

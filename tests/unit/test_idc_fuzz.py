@@ -38,8 +38,13 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.idc import (
 )
 from ansible_collections.idcloud.platform.plugins.module_utils.idc.source import source_errors
 
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # -- valid descriptions ---------------------------------------------------------------------
 
@@ -60,31 +65,73 @@ def valid_descriptions(draw):
         if draw(st.booleans()):
             tor["name"] = f"tor-{i}"
         if uplinks:
-            tor["uplink"] = ({"address": f"fd00:ff::{10 + i}/64", "peer": "fd00:ff::1", "as": 65000} if v6 else
-                             {"address": f"10.255.0.{10 + i}/24", "peer": "10.255.0.1", "as": 65000})
-        racks.append({"name": f"r{i}", "subnet": f"{net(i)}0/24" if not v6 else f"{net(i)}/64",
-                      "gateway": f"{net(i)}1", "tor": tor, "hosts": []})
+            tor["uplink"] = (
+                {"address": f"fd00:ff::{10 + i}/64", "peer": "fd00:ff::1", "as": 65000}
+                if v6
+                else {"address": f"10.255.0.{10 + i}/24", "peer": "10.255.0.1", "as": 65000}
+            )
+        racks.append(
+            {
+                "name": f"r{i}",
+                "subnet": f"{net(i)}0/24" if not v6 else f"{net(i)}/64",
+                "gateway": f"{net(i)}1",
+                "tor": tor,
+                "hosts": [],
+            }
+        )
     # a working cluster: three etcd + control plane hosts over the racks, a worker in the first
     for n in range(3):
         rack = racks[n % racks_count]
         index = int(rack["name"][1:])
-        rack["hosts"].append({"name": f"m{n + 1}", "address": f"{net(index)}{11 + n}",
-                              "roles": ["etcd", "control_plane"], "size": {"cpu": 8, "memory_gib": 32}})
-    racks[0]["hosts"].append({"name": "w1", "address": f"{net(1)}31", "roles": ["worker"],
-                              "size": {"cpu": draw(st.integers(1, 256)),
-                                       "memory_gib": draw(st.floats(0.5, 4096, allow_nan=False))}})
-    extra = draw(st.lists(st.sets(st.sampled_from([r for r in KNOWN_ROLES if r not in ("etcd", "etcd_spare", "lb")]),
-                                  min_size=1, max_size=3), max_size=4))
+        rack["hosts"].append(
+            {
+                "name": f"m{n + 1}",
+                "address": f"{net(index)}{11 + n}",
+                "roles": ["etcd", "control_plane"],
+                "size": {"cpu": 8, "memory_gib": 32},
+            }
+        )
+    racks[0]["hosts"].append(
+        {
+            "name": "w1",
+            "address": f"{net(1)}31",
+            "roles": ["worker"],
+            "size": {"cpu": draw(st.integers(1, 256)), "memory_gib": draw(st.floats(0.5, 4096, allow_nan=False))},
+        }
+    )
+    extra = draw(
+        st.lists(
+            st.sets(
+                st.sampled_from([r for r in KNOWN_ROLES if r not in ("etcd", "etcd_spare", "lb")]),
+                min_size=1,
+                max_size=3,
+            ),
+            max_size=4,
+        )
+    )
     for n, roles in enumerate(extra):
         rack = racks[n % racks_count]
         index = int(rack["name"][1:])
-        rack["hosts"].append({"name": f"x{n + 1}", "address": f"{net(index)}{41 + n}", "roles": sorted(roles),
-                              "size": {"cpu": 4, "memory_gib": 16}, "vars": {"note": f"extra {n}"}})
-    cluster = {"name": "fz1", "pod_cidr": "fd00:244::/56" if v6 else "10.244.0.0/16",
-               "service_cidr": "fd00:96::/112" if v6 else "10.96.0.0/16", "node_as": 64512}
+        rack["hosts"].append(
+            {
+                "name": f"x{n + 1}",
+                "address": f"{net(index)}{41 + n}",
+                "roles": sorted(roles),
+                "size": {"cpu": 4, "memory_gib": 16},
+                "vars": {"note": f"extra {n}"},
+            }
+        )
+    cluster = {
+        "name": "fz1",
+        "pod_cidr": "fd00:244::/56" if v6 else "10.244.0.0/16",
+        "service_cidr": "fd00:96::/112" if v6 else "10.96.0.0/16",
+        "node_as": 64512,
+    }
     if lb:
-        racks[0]["hosts"] += [{"name": f"lb{n}", "address": f"10.10.1.{20 + n}", "roles": ["lb"],
-                               "size": {"cpu": 2, "memory_gib": 4}} for n in (1, 2)]
+        racks[0]["hosts"] += [
+            {"name": f"lb{n}", "address": f"10.10.1.{20 + n}", "roles": ["lb"], "size": {"cpu": 2, "memory_gib": 4}}
+            for n in (1, 2)
+        ]
         cluster.update(apiserver_vip="10.10.1.10", apiserver_port=8443)
     if not v6 and draw(st.booleans()):
         cluster.update(fixed_ip_cidr="10.244.255.0/24", pod_block_size=draw(st.integers(24, 28)))
@@ -102,21 +149,68 @@ def valid_descriptions(draw):
 # -- broken ones ----------------------------------------------------------------------------
 
 ODD_STRINGS = [
-    "", " ", "M1", "m1 ", "a..b", "-a", "a" * 300, "é", "etcd", "lb", "worker", "all", "kube_node", "rack_r1",
-    "tor-1", "m1", "10.10.1.11", "10.10.1.1", "10.10.1.254", "10.10.1.255", "10.10.1.0", "10.10.1.0/24",
-    "10.10.1.11/24", "10.10.1", "256.1.1.1", "0.0.0.0/0", "10.244.0.0/16", "10.96.0.1", "fd00::1", "fd00::/64",
-    "fd00:10:1::11", "::", "::/0", "10.255.0.1", "10.255.0.11/24", "65000", "6443", "yes", "true", "null",
-    "1e400", "-1", "{{ idc_rack }}", "idc_rack", "ansible_host", "node-labels",
+    "",
+    " ",
+    "M1",
+    "m1 ",
+    "a..b",
+    "-a",
+    "a" * 300,
+    "é",
+    "etcd",
+    "lb",
+    "worker",
+    "all",
+    "kube_node",
+    "rack_r1",
+    "tor-1",
+    "m1",
+    "10.10.1.11",
+    "10.10.1.1",
+    "10.10.1.254",
+    "10.10.1.255",
+    "10.10.1.0",
+    "10.10.1.0/24",
+    "10.10.1.11/24",
+    "10.10.1",
+    "256.1.1.1",
+    "0.0.0.0/0",
+    "10.244.0.0/16",
+    "10.96.0.1",
+    "fd00::1",
+    "fd00::/64",
+    "fd00:10:1::11",
+    "::",
+    "::/0",
+    "10.255.0.1",
+    "10.255.0.11/24",
+    "65000",
+    "6443",
+    "yes",
+    "true",
+    "null",
+    "1e400",
+    "-1",
+    "{{ idc_rack }}",
+    "idc_rack",
+    "ansible_host",
+    "node-labels",
 ]
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-2 ** 40, 2 ** 70),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(ODD_STRINGS), st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(ODD_STRINGS),
+    st.text(max_size=12),
     st.sampled_from([0, 1, 20, 27, 32, 33, 64512, 65000, 65101, 65535, 65536, 4294967295, 4294967296]),
 )
 odd_values = st.one_of(
-    scalars, st.lists(scalars, max_size=3),
-    st.dictionaries(st.one_of(st.text(max_size=6), st.integers(0, 3), st.sampled_from(["name", "as", "peer"])),
-                    scalars, max_size=3),
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.dictionaries(
+        st.one_of(st.text(max_size=6), st.integers(0, 3), st.sampled_from(["name", "as", "peer"])), scalars, max_size=3
+    ),
 )
 
 
@@ -196,8 +290,12 @@ def test_mutated_descriptions_raise_only_the_validation_error(data):
 
 
 @FUZZ
-@given(st.one_of(odd_values, st.dictionaries(st.sampled_from(["plugin", "cluster", "rooms", "vars", "lab", "x"]),
-                                              odd_values, max_size=5)))
+@given(
+    st.one_of(
+        odd_values,
+        st.dictionaries(st.sampled_from(["plugin", "cluster", "rooms", "vars", "lab", "x"]), odd_values, max_size=5),
+    )
+)
 def test_anything_at_all_raises_only_the_validation_error(data):
     check(data)
 

@@ -14,8 +14,16 @@ REPO = Path(__file__).resolve().parents[2]
 TWICE = "is written twice in one mapping"
 
 
-@pytest.mark.parametrize("path", ["inventories/lab/idc.yml", "inventories/sample/idc.yml", "molecule/etcd/idc.yml",
-                                  "molecule/apiserver_lb/idc.yml", "molecule/node_tuning/idc.yml"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "inventories/lab/idc.yml",
+        "inventories/sample/idc.yml",
+        "molecule/etcd/idc.yml",
+        "molecule/apiserver_lb/idc.yml",
+        "molecule/node_tuning/idc.yml",
+    ],
+)
 def test_shipped_descriptions_have_no_text_problems(path):
     assert source_errors((REPO / path).read_text()) == []
 
@@ -24,13 +32,15 @@ def test_shipped_descriptions_have_no_text_problems(path):
 def test_empty_documents(text):
     assert source_errors(text) == [
         "(file): is empty (no YAML document, or only comments); fix: write the IDC description in it, starting with "
-        "plugin: idcloud.platform.idc, cluster: and rooms:, or remove the file from the inventory sources"]
+        "plugin: idcloud.platform.idc, cluster: and rooms:, or remove the file from the inventory sources"
+    ]
 
 
 def test_a_top_level_key_twice():
     assert source_errors("plugin: idcloud.platform.idc\nrooms: []\nrooms: [x]\n") == [
         "rooms: key 'rooms' is written twice in one mapping (lines 2 and 3); fix: keep one of them: YAML keeps only "
-        "the last value and silently drops the first"]
+        "the last value and silently drops the first"
+    ]
 
 
 def test_nested_keys_are_named_by_the_path_the_validation_uses():
@@ -48,7 +58,9 @@ rooms:
 """
     errors = source_errors(text)
     assert [e.split(": key")[0] for e in errors] == [
-        "rooms[room-a].racks[a01].tor.as", "rooms[room-a].racks[a01].hosts[1].address"]
+        "rooms[room-a].racks[a01].tor.as",
+        "rooms[room-a].racks[a01].hosts[1].address",
+    ]
     assert "(lines 9 and 10)" in errors[1]
 
 

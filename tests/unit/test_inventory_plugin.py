@@ -98,10 +98,18 @@ def child_groups(inventory: InventoryData, group: str) -> list[str]:
 # -- verify_file ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, ours", [
-    ("idc.yml", True), ("idc.yaml", True), ("bj1.idc.yml", True), ("bj1.idc.yaml", True),
-    ("hosts.yml", False), ("idc.json", False), ("idc.yml.bak", False),
-])
+@pytest.mark.parametrize(
+    "name, ours",
+    [
+        ("idc.yml", True),
+        ("idc.yaml", True),
+        ("bj1.idc.yml", True),
+        ("bj1.idc.yaml", True),
+        ("hosts.yml", False),
+        ("idc.json", False),
+        ("idc.yml.bak", False),
+    ],
+)
 def test_verify_file_goes_by_name(write, name, ours):
     assert plugin().verify_file(str(write(DESCRIPTION, name))) is ours
 
@@ -173,15 +181,20 @@ def test_host_and_group_variables(write):
 
 def test_apiserver_vip_becomes_group_all_variables(write):
     text = DESCRIPTION.replace("node_as: 64512}", "node_as: 64512, apiserver_vip: 10.10.1.10, apiserver_port: 8443}")
-    text = text.replace("          - name: w1\n",
-                        "          - {name: lb1, address: 10.10.1.31, roles: [lb], size: {cpu: 4, memory_gib: 8}}\n"
-                        "          - {name: lb2, address: 10.10.1.32, roles: [lb], size: {cpu: 4, memory_gib: 8}}\n"
-                        "          - name: w1\n")
+    text = text.replace(
+        "          - name: w1\n",
+        "          - {name: lb1, address: 10.10.1.31, roles: [lb], size: {cpu: 4, memory_gib: 8}}\n"
+        "          - {name: lb2, address: 10.10.1.32, roles: [lb], size: {cpu: 4, memory_gib: 8}}\n"
+        "          - name: w1\n",
+    )
     inventory = parse(write(text))
     assert members(inventory, "lb") == ["lb1", "lb2"]
     group_all = inventory.groups["all"].get_vars()
     assert (group_all["idc_apiserver_vip"], group_all["idc_apiserver_port"], group_all["idc_apiserver_url"]) == (
-        "10.10.1.10", 8443, "https://10.10.1.10:8443")
+        "10.10.1.10",
+        8443,
+        "https://10.10.1.10:8443",
+    )
 
 
 def test_lab_section_is_ignored(write):
@@ -222,8 +235,10 @@ def test_invalid_description_raises_with_every_error(write):
         parse(path)
     message = str(info.value)
     assert message.startswith(f"{path}: the IDC description has 2 errors:")
-    assert ("rooms[room-b].racks[b01].hosts[m3].address: 10.10.9.12 is outside rack b01's subnet 10.10.2.0/24; "
-            "fix: use an address in 10.10.2.0/24 or move m3 to the rack whose subnet holds it") in message
+    assert (
+        "rooms[room-b].racks[b01].hosts[m3].address: 10.10.9.12 is outside rack b01's subnet 10.10.2.0/24; "
+        "fix: use an address in 10.10.2.0/24 or move m3 to the rack whose subnet holds it"
+    ) in message
     assert "rooms[Room-A].racks[a01].hosts[w1].roles: unknown role 'wroker'; fix: did you mean worker?" in message
 
 
@@ -235,18 +250,23 @@ def test_invalid_description_adds_nothing(write):
     assert set(inventory.groups) == {"all", "ungrouped"}
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("plugin: ansible.builtin.constructed\n", "plugin is 'ansible.builtin.constructed', not idcloud.platform.idc"),
-    ("all:\n  hosts: {a: {}}\n", "plugin is None, not idcloud.platform.idc"),
-    ("- plugin: idcloud.platform.idc\n", "expected a mapping with plugin: idcloud.platform.idc, got"),
-    ("", "(file): is empty (no YAML document, or only comments)"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("plugin: ansible.builtin.constructed\n", "plugin is 'ansible.builtin.constructed', not idcloud.platform.idc"),
+        ("all:\n  hosts: {a: {}}\n", "plugin is None, not idcloud.platform.idc"),
+        ("- plugin: idcloud.platform.idc\n", "expected a mapping with plugin: idcloud.platform.idc, got"),
+        ("", "(file): is empty (no YAML document, or only comments)"),
+    ],
+)
 def test_files_that_are_not_descriptions(write, text, expected):
     with pytest.raises(AnsibleParserError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         parse(write(text))
 
 
-@pytest.mark.parametrize("text", ["", "\n\n", "# the description of bj1, to be written\n", "---\n", "---\n# nothing yet\n", "~\n"])
+@pytest.mark.parametrize(
+    "text", ["", "\n\n", "# the description of bj1, to be written\n", "---\n", "---\n# nothing yet\n", "~\n"]
+)
 def test_an_empty_file_is_an_error_naming_the_file(write, text):
     path = write(text)
     with pytest.raises(AnsibleParserError) as info:
@@ -254,21 +274,28 @@ def test_an_empty_file_is_an_error_naming_the_file(write, text):
     assert str(info.value.message) == (
         f"{path}: the IDC description has 1 error:\n"
         "  - (file): is empty (no YAML document, or only comments); fix: write the IDC description in it, starting "
-        "with plugin: idcloud.platform.idc, cluster: and rooms:, or remove the file from the inventory sources")
+        "with plugin: idcloud.platform.idc, cluster: and rooms:, or remove the file from the inventory sources"
+    )
 
 
 def test_a_key_written_twice_is_an_error_naming_the_key_and_its_lines(write):
-    text = DESCRIPTION.replace("          - {name: m2, address: 10.10.2.11,",
-                               "          - {name: m2, address: 10.10.2.99, address: 10.10.2.11,")
+    text = DESCRIPTION.replace(
+        "          - {name: m2, address: 10.10.2.11,",
+        "          - {name: m2, address: 10.10.2.99, address: 10.10.2.11,",
+    )
     text = text.replace("cluster: {name: t1,", "cluster: {name: t0, name: t1,")
     with pytest.raises(AnsibleParserError) as info:
         parse(write(text))
     message = str(info.value.message)
     assert "the IDC description has 2 errors:" in message
-    assert ("  - cluster.name: key 'name' is written twice in one mapping (lines 2 and 2); fix: keep one of them: "
-            "YAML keeps only the last value and silently drops the first") in message
-    assert "  - rooms[room-b].racks[b01].hosts[m2].address: key 'address' is written twice in one mapping (lines 26 and 26)" \
+    assert (
+        "  - cluster.name: key 'name' is written twice in one mapping (lines 2 and 2); fix: keep one of them: "
+        "YAML keeps only the last value and silently drops the first"
+    ) in message
+    assert (
+        "  - rooms[room-b].racks[b01].hosts[m2].address: key 'address' is written twice in one mapping (lines 26 and 26)"
         in message
+    )
 
 
 def test_duplicate_keys_and_description_errors_are_reported_together(write):
@@ -287,7 +314,9 @@ def test_a_duplicate_key_in_a_vault_encrypted_description(write):
     path = write(VaultLib([("default", secret)]).encrypt(text.encode()).decode(), "bj1.idc.yml")
     loader = DataLoader()
     loader.set_vault_secrets([("default", secret)])
-    with pytest.raises(AnsibleParserError, match=r"vars\.ntp_servers: key 'ntp_servers' is written twice in one mapping"):
+    with pytest.raises(
+        AnsibleParserError, match=r"vars\.ntp_servers: key 'ntp_servers' is written twice in one mapping"
+    ):
         parse(path, loader)
 
 
@@ -298,8 +327,14 @@ def test_the_repository_ansible_cfg_fails_on_an_empty_description(repo_root, ans
         pytest.skip("collections/ansible_collections/idcloud/platform is made by scripts/bootstrap")
     empty = tmp_path / "idc.yml"
     empty.write_text("# nothing yet\n")
-    result = subprocess.run([ansible_command("ansible-inventory"), "-i", str(empty), "--list"], cwd=repo_root, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [ansible_command("ansible-inventory"), "-i", str(empty), "--list"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0, result.stdout
     assert "(file): is empty" in result.stderr
 
@@ -355,13 +390,19 @@ def test_shipped_descriptions_load(path):
 def test_ansible_inventory_list_from_any_directory(write, tmp_path, run_ansible):
     unsafe = '  raw_text: !unsafe "{{ not a template }}"\n'
     text = DESCRIPTION.replace("  ntp_servers: [10.0.0.123]\n", "  ntp_servers: [10.0.0.123]\n" + unsafe)
-    text = text.replace("tor: {name: tor-b1, as: 65102, peer: 10.10.2.254}",
-                        "tor: {name: tor-b1, as: 65102, peer: 10.10.2.254, uplink: {address: 10.10.0.12/24, peer: 10.10.0.1, as: 65000}}")
+    text = text.replace(
+        "tor: {name: tor-b1, as: 65102, peer: 10.10.2.254}",
+        "tor: {name: tor-b1, as: 65102, peer: 10.10.2.254, uplink: {address: 10.10.0.12/24, peer: 10.10.0.1, as: 65000}}",
+    )
     path = write(text, "bj1.idc.yml")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = run_ansible(
-        "ansible-inventory", "-i", str(path), "--list", cwd=elsewhere,
+        "ansible-inventory",
+        "-i",
+        str(path),
+        "--list",
+        cwd=elsewhere,
         env={"ANSIBLE_INVENTORY_ENABLED": "idcloud.platform.idc", "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"},
     )
     assert result.returncode == 0, result.stderr
@@ -382,7 +423,10 @@ def test_ansible_inventory_list_from_any_directory(write, tmp_path, run_ansible)
 def test_ansible_inventory_fails_on_an_invalid_description(write, run_ansible):
     path = write(BROKEN)
     result = run_ansible(
-        "ansible-inventory", "-i", str(path), "--list",
+        "ansible-inventory",
+        "-i",
+        str(path),
+        "--list",
         env={"ANSIBLE_INVENTORY_ENABLED": "idcloud.platform.idc", "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"},
     )
     assert result.returncode != 0
@@ -395,8 +439,14 @@ def test_repository_ansible_cfg_reads_the_lab(repo_root, ansible_env):
     env = {k: v for k, v in ansible_env.items() if k not in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH")}
     if not (repo_root / "collections" / "ansible_collections" / "idcloud" / "platform").exists():
         pytest.skip("collections/ansible_collections/idcloud/platform is made by scripts/bootstrap")
-    result = subprocess.run([ansible_command("ansible-inventory"), "--graph"], cwd=repo_root, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [ansible_command("ansible-inventory"), "--graph"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "@rack_r1:" in result.stdout and "@room_room2:" in result.stdout
 

@@ -1,4 +1,5 @@
 """The lab registry's images: tags pinned once, and layers that are the same bytes every build."""
+
 import importlib.machinery
 import importlib.util
 import io

@@ -1,4 +1,5 @@
 """The lab's plan (lab/idclab/plan.py): what an IDC description makes, decided without podman."""
+
 import copy
 import sys
 from pathlib import Path
@@ -15,10 +16,16 @@ from idclab.plan import LabPlan, egress_log_prefix  # noqa: E402
 
 
 def rack(name, octet, hosts, uplink=True, tor_as=None):
-    r = {"name": name, "subnet": f"10.9.{octet}.0/24", "gateway": f"10.9.{octet}.1",
-         "tor": {"name": f"tor-{name}", "as": tor_as or 65100 + octet, "peer": f"10.9.{octet}.254"},
-         "hosts": [{"name": h, "address": f"10.9.{octet}.{11 + i}", "roles": roles,
-                    "size": {"cpu": 4, "memory_gib": 16}} for i, (h, roles) in enumerate(hosts)]}
+    r = {
+        "name": name,
+        "subnet": f"10.9.{octet}.0/24",
+        "gateway": f"10.9.{octet}.1",
+        "tor": {"name": f"tor-{name}", "as": tor_as or 65100 + octet, "peer": f"10.9.{octet}.254"},
+        "hosts": [
+            {"name": h, "address": f"10.9.{octet}.{11 + i}", "roles": roles, "size": {"cpu": 4, "memory_gib": 16}}
+            for i, (h, roles) in enumerate(hosts)
+        ],
+    }
     if uplink:
         r["tor"]["uplink"] = {"address": f"10.9.0.{10 + octet}/24", "peer": "10.9.0.1", "as": 65000}
     return r
@@ -30,11 +37,16 @@ def description(**lab):
         "cluster": {"name": "tc", "pod_cidr": "10.19.0.0/18", "service_cidr": "10.19.64.0/20", "node_as": 64512},
         "vars": {"idcloud_registry": "10.9.1.250:5000"},
         "lab": {"name": "tl", "mirror": {"rack": "r1", "address": "10.9.1.250"}, **lab},
-        "rooms": [{"name": "room", "racks": [
-            rack("r1", 1, [("cp1", ["etcd", "control_plane"]), ("w1", ["worker"])]),
-            rack("r2", 2, [("cp2", ["etcd", "control_plane"])]),
-            rack("r3", 3, [("cp3", ["etcd", "control_plane"])]),
-        ]}],
+        "rooms": [
+            {
+                "name": "room",
+                "racks": [
+                    rack("r1", 1, [("cp1", ["etcd", "control_plane"]), ("w1", ["worker"])]),
+                    rack("r2", 2, [("cp2", ["etcd", "control_plane"])]),
+                    rack("r3", 3, [("cp3", ["etcd", "control_plane"])]),
+                ],
+            }
+        ],
     }
 
 
@@ -94,12 +106,30 @@ def test_lab_name_defaults_to_the_cluster_name():
 def test_run_args_of_a_router_a_host_and_the_mirror():
     p = plan()
     tor = p.run_args(p.container("tor-r1"))
-    assert tor[:14] == ["run", "-d", "--name", "tl-tor-r1", "--hostname", "tor-r1", "--network", "tl-r1",
-                        "--ip", "10.9.1.254", "--label", "idcloud.lab=tl", "--label", "idcloud.lab.kind=tor"]
+    assert tor[:14] == [
+        "run",
+        "-d",
+        "--name",
+        "tl-tor-r1",
+        "--hostname",
+        "tor-r1",
+        "--network",
+        "tl-r1",
+        "--ip",
+        "10.9.1.254",
+        "--label",
+        "idcloud.lab=tl",
+        "--label",
+        "idcloud.lab.kind=tor",
+    ]
     assert tor[-2:] == ["localhost/idcloud-tor:bookworm", "/sbin/init"]
     assert "--privileged" not in tor and "--sysctl" in tor and "net.ipv4.ip_forward=1" in tor
     assert [tor[i + 1] for i, a in enumerate(tor) if a == "--cap-add"] == [
-        "NET_ADMIN", "NET_RAW", "NET_BROADCAST", "SYS_ADMIN"]
+        "NET_ADMIN",
+        "NET_RAW",
+        "NET_BROADCAST",
+        "SYS_ADMIN",
+    ]
     host = p.run_args(p.container("cp1"))
     assert "--privileged" in host and "tl-cp1-containerd:/var/lib/containerd:suid,dev" in host
     assert host[-2:] == ["localhost/idcloud-node:bookworm", "/sbin/init"]
@@ -150,8 +180,8 @@ def test_nat_exemptions_rack_to_rack_and_to_pods():
 
 def test_pod_forward_rules_both_ways():
     assert plan().pod_forward_rules() == [
-        [flag, "10.19.0.0/18", "-m", "comment", "--comment", "idcloud-lab:tl", "-j", "ACCEPT"]
-        for flag in ("-s", "-d")]
+        [flag, "10.19.0.0/18", "-m", "comment", "--comment", "idcloud-lab:tl", "-j", "ACCEPT"] for flag in ("-s", "-d")
+    ]
 
 
 def test_egress_rules_return_on_the_labs_bridges_let_the_mirror_out_and_log_then_drop():
@@ -159,18 +189,35 @@ def test_egress_rules_return_on_the_labs_bridges_let_the_mirror_out_and_log_then
     chains, jumps = p.egress_rules({"tl-r1": "podman1", "tl-spine": "podman4"})
     tag = ["-m", "comment", "--comment", "idcloud-lab:tl"]
     out, inp = chains["IDCLOUD-OUT-tl"], chains["IDCLOUD-IN-tl"]
-    assert out[:3] == [["-o", "podman1", *tag, "-j", "RETURN"], ["-o", "podman4", *tag, "-j", "RETURN"],
-                       ["-s", "10.9.1.250/32", "-p", "tcp", "-m", "multiport", "--dports", "80,443", *tag,
-                        "-j", "RETURN"]]
-    assert ["-s", "10.9.1.250/32", "-d", "10.9.1.1/32", "-p", "udp", "-m", "udp", "--dport", "53", *tag,
-            "-j", "RETURN"] in inp
+    assert out[:3] == [
+        ["-o", "podman1", *tag, "-j", "RETURN"],
+        ["-o", "podman4", *tag, "-j", "RETURN"],
+        ["-s", "10.9.1.250/32", "-p", "tcp", "-m", "multiport", "--dports", "80,443", *tag, "-j", "RETURN"],
+    ]
+    assert [
+        "-s",
+        "10.9.1.250/32",
+        "-d",
+        "10.9.1.1/32",
+        "-p",
+        "udp",
+        "-m",
+        "udp",
+        "--dport",
+        "53",
+        *tag,
+        "-j",
+        "RETURN",
+    ] in inp
     for rules in (out, inp):
         assert rules[-2][-4:] == ["-j", "LOG", "--log-prefix", "idcloud-egress tl: "]
         assert rules[-1] == [*tag, "-j", "DROP"]
-    assert jumps == [("FORWARD", ["-i", "podman1", *tag, "-j", "IDCLOUD-OUT-tl"]),
-                     ("FORWARD", ["-i", "podman4", *tag, "-j", "IDCLOUD-OUT-tl"]),
-                     ("INPUT", ["-i", "podman1", *tag, "-j", "IDCLOUD-IN-tl"]),
-                     ("INPUT", ["-i", "podman4", *tag, "-j", "IDCLOUD-IN-tl"])]
+    assert jumps == [
+        ("FORWARD", ["-i", "podman1", *tag, "-j", "IDCLOUD-OUT-tl"]),
+        ("FORWARD", ["-i", "podman4", *tag, "-j", "IDCLOUD-OUT-tl"]),
+        ("INPUT", ["-i", "podman1", *tag, "-j", "IDCLOUD-IN-tl"]),
+        ("INPUT", ["-i", "podman4", *tag, "-j", "IDCLOUD-IN-tl"]),
+    ]
 
 
 def test_without_a_mirror_nothing_but_replies_gets_out_and_apt_has_no_proxy():
@@ -196,7 +243,9 @@ def test_long_lab_names_fit_iptables_chain_and_log_prefix_limits():
 def test_every_tor_and_the_spine_get_a_configuration():
     routers = dict(plan().router_configs())
     assert list(routers) == ["tl-tor-r1", "tl-tor-r2", "tl-tor-r3", "tl-spine"]
-    assert "router bgp 65101" in routers["tl-tor-r1"] and "neighbor 10.9.1.12 peer-group SERVERS" in routers["tl-tor-r1"]
+    assert (
+        "router bgp 65101" in routers["tl-tor-r1"] and "neighbor 10.9.1.12 peer-group SERVERS" in routers["tl-tor-r1"]
+    )
     spine = routers["tl-spine"]
     assert spine.startswith("! the lab's spine router, made by lab/lab\nfrr defaults datacenter\n")
     assert " neighbor 10.9.0.11 remote-as 65101\n neighbor 10.9.0.11 description ToR of rack r1\n" in spine
@@ -224,20 +273,29 @@ def test_mirror_resolver_answers_only_the_labs_zone_with_every_host_tor_and_the_
     p = plan()
     assert p.dns_zone() == "tl.idc"
     assert p.dns_zonefile().splitlines() == [
-        "$ORIGIN tl.idc.", "$TTL 60", "@ IN SOA mirror.tl.idc. hostmaster.tl.idc. 1 3600 600 86400 60",
+        "$ORIGIN tl.idc.",
+        "$TTL 60",
+        "@ IN SOA mirror.tl.idc. hostmaster.tl.idc. 1 3600 600 86400 60",
         "@ IN NS mirror.tl.idc.",
-        "tor-r1 IN A 10.9.1.254", "cp1 IN A 10.9.1.11", "w1 IN A 10.9.1.12",
-        "tor-r2 IN A 10.9.2.254", "cp2 IN A 10.9.2.11",
-        "tor-r3 IN A 10.9.3.254", "cp3 IN A 10.9.3.11",
-        "mirror IN A 10.9.1.250"]
+        "tor-r1 IN A 10.9.1.254",
+        "cp1 IN A 10.9.1.11",
+        "w1 IN A 10.9.1.12",
+        "tor-r2 IN A 10.9.2.254",
+        "cp2 IN A 10.9.2.11",
+        "tor-r3 IN A 10.9.3.254",
+        "cp3 IN A 10.9.3.11",
+        "mirror IN A 10.9.1.250",
+    ]
     corefile = p.dns_corefile()
     # one server block, for the zone only, on the mirror's address, authoritative (NXDOMAIN
     # for a name no host has); nothing forwarded
     assert corefile.count("{\n") == 1 and "tl.idc:53 {" in corefile
     assert "bind 10.9.1.250" in corefile and "file /etc/idcloud-dns/zone tl.idc" in corefile
     assert "forward " not in corefile and "resolv.conf" not in corefile
-    assert "ExecStart=/srv/mirror/coredns/v1.15.0/bin/linux/amd64/coredns -conf /etc/idcloud-dns/Corefile\n" \
+    assert (
+        "ExecStart=/srv/mirror/coredns/v1.15.0/bin/linux/amd64/coredns -conf /etc/idcloud-dns/Corefile\n"
         in p.dns_unit("v1.15.0")
+    )
 
 
 # --- errors: what stopped `up` with sys.exit() now raises LabError with the fix --------
@@ -255,15 +313,18 @@ def test_mirror_in_an_unknown_rack():
 @pytest.mark.parametrize("address", ["10.9.1.11", "10.9.1.1", "10.9.1.254"])
 def test_mirror_on_an_address_already_used(address):
     msg = error(description(mirror={"rack": "r1", "address": address}))
-    assert msg == (f"lab.mirror.address: {address} is already used in rack r1; "
-                   "fix: pick a free address in the rack subnet")
+    assert msg == (
+        f"lab.mirror.address: {address} is already used in rack r1; fix: pick a free address in the rack subnet"
+    )
 
 
 def test_idcloud_registry_that_is_not_the_mirrors():
     data = description()
     data["vars"]["idcloud_registry"] = "10.9.1.99:5000"
-    assert error(data) == ("vars.idcloud_registry: '10.9.1.99:5000' is not the lab's registry; "
-                           'fix: set it to "10.9.1.250:5000" (lab.mirror.address, port 5000)')
+    assert error(data) == (
+        "vars.idcloud_registry: '10.9.1.99:5000' is not the lab's registry; "
+        'fix: set it to "10.9.1.250:5000" (lab.mirror.address, port 5000)'
+    )
     data["vars"]["idcloud_registry"] = "{{ some_var }}"  # a template is not checked
     assert plan(data).registry == "10.9.1.250:5000"
 
@@ -290,8 +351,9 @@ def test_an_uplink_segment_with_no_address_left_for_the_bridge():
     for r in racks[1:]:
         del r["tor"]["uplink"]
     racks[0]["tor"]["uplink"] = {"address": "10.9.0.1/30", "peer": "10.9.0.2", "as": 65000}  # 2 addresses
-    assert error(data) == ("the uplink segment 10.9.0.0/30 has no free address left for the VM's bridge; "
-                           "fix: use a larger segment")
+    assert error(data) == (
+        "the uplink segment 10.9.0.0/30 has no free address left for the VM's bridge; fix: use a larger segment"
+    )
 
 
 # --- lifecycle and CLI without podman ---------------------------------------------------
@@ -302,8 +364,11 @@ class NoPodman:
         return False
 
     def read_kmsg(self):
-        return [(1, "idcloud-egress tl: IN=podman1 OUT=eth0 DST=1.1.1.1"), (2, "idcloud-egress other: x"),
-                (3, "unrelated")]
+        return [
+            (1, "idcloud-egress tl: IN=podman1 OUT=eth0 DST=1.1.1.1"),
+            (2, "idcloud-egress other: x"),
+            (3, "unrelated"),
+        ]
 
 
 def test_status_of_an_absent_lab_lists_every_container_and_fails(capsys):
@@ -327,7 +392,8 @@ def test_cli_turns_a_lab_error_into_its_message_and_exit_code_1(tmp_path, capsys
     bad.write_text(yaml.safe_dump(data))
     assert cli.main(["--idc", str(bad), "status"]) == 1
     assert capsys.readouterr().err == (
-        "lab.mirror.rack: 'r9' is not a rack of this description; fix: use one of r1, r2, r3\n")
+        "lab.mirror.rack: 'r9' is not a rack of this description; fix: use one of r1, r2, r3\n"
+    )
     assert cli.main(["--idc", str(tmp_path / "missing.yml"), "down"]) == 1
     assert "fix: pass an IDC description with --idc" in capsys.readouterr().err
 
@@ -343,11 +409,14 @@ def test_only_the_runner_runs_commands_and_only_description_imports_the_collecti
         assert "sys.exit(" not in source, f"{path.name}: raise LabError; only cli.py ends the program"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("", "is empty"),
-    ("# nothing but a comment\n", "is empty"),
-    ("plugin: idcloud.platform.idc\ncluster: {name: a}\ncluster: {name: b}\n", "cluster"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "is empty"),
+        ("# nothing but a comment\n", "is empty"),
+        ("plugin: idcloud.platform.idc\ncluster: {name: a}\ncluster: {name: b}\n", "cluster"),
+    ],
+)
 def test_lab_refuses_what_the_inventory_plugin_refuses(tmp_path, text, expected):
     bad = tmp_path / "idc.yml"
     bad.write_text(text)

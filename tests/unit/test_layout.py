@@ -40,9 +40,15 @@ def test_every_module_utils_domain_is_a_package():
 
 
 def _doc_options(module_file):
-    doc = yaml.safe_load(ast.literal_eval(next(
-        node.value for node in ast.parse(module_file.read_text()).body
-        if isinstance(node, ast.Assign) and node.targets[0].id == "DOCUMENTATION")))
+    doc = yaml.safe_load(
+        ast.literal_eval(
+            next(
+                node.value
+                for node in ast.parse(module_file.read_text()).body
+                if isinstance(node, ast.Assign) and node.targets[0].id == "DOCUMENTATION"
+            )
+        )
+    )
     options = dict(doc.get("options") or {})
     for fragment in doc.get("extends_documentation_fragment") or []:
         if not fragment.startswith("idcloud.platform."):

@@ -14,7 +14,12 @@ from ansible_collections.idcloud.platform.plugins.module_utils.node.network_guar
 
 def test_the_service_network_gives_an_ipv4_set():
     assert network_guard_plan(["10.96.0.0/12"], service_cidr="10.96.0.0/12") == {
-        "family": 4, "set_type": "ipv4_addr", "match": "ip", "elements": ["10.96.0.0/12"], "log_rate": 10}
+        "family": 4,
+        "set_type": "ipv4_addr",
+        "match": "ip",
+        "elements": ["10.96.0.0/12"],
+        "log_rate": 10,
+    }
 
 
 def test_ipv6_ranges_give_an_ipv6_set_and_a_rate_given_as_text_is_a_number():
@@ -24,12 +29,24 @@ def test_ipv6_ranges_give_an_ipv6_set_and_a_rate_given_as_text_is_a_number():
 
 def test_every_problem_at_once_each_with_its_field():
     with pytest.raises(NetworkGuardError) as info:
-        network_guard_plan(["10.96.0.1/12", "fd00::/64", "10.1.0.0", 7, "10.0.0.0/8"], action="reject", log_rate=-1,
-                           log_prefix='say "hi"', table="1bad-name")
+        network_guard_plan(
+            ["10.96.0.1/12", "fd00::/64", "10.1.0.0", 7, "10.0.0.0/8"],
+            action="reject",
+            log_rate=-1,
+            log_prefix='say "hi"',
+            table="1bad-name",
+        )
     fields = [error.split(":")[0] for error in info.value.errors]
-    assert fields == ["network_guard_cidrs[0]", "network_guard_cidrs[2]", "network_guard_cidrs[3]",
-                      "network_guard_cidrs", "network_guard_action", "network_guard_log_rate",
-                      "network_guard_log_prefix", "network_guard_table"]
+    assert fields == [
+        "network_guard_cidrs[0]",
+        "network_guard_cidrs[2]",
+        "network_guard_cidrs[3]",
+        "network_guard_cidrs",
+        "network_guard_action",
+        "network_guard_log_rate",
+        "network_guard_log_prefix",
+        "network_guard_table",
+    ]
     assert all("; fix: " in error for error in info.value.errors)
     assert str(info.value).startswith("network_guard has 8 errors:\n")
 

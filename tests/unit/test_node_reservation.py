@@ -1,4 +1,5 @@
 """The reservation filter against GKE's published tiers and worked figures."""
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -9,30 +10,36 @@ from ansible_collections.idcloud.platform.plugins.module_utils.node.node_reserva
 )
 
 
-@pytest.mark.parametrize("cores, millicores", [
-    (1, 60),        # 6% of the first core
-    (2, 70),        # + 1% of the second
-    (4, 80),        # + 0.5% of cores 3 and 4
-    (8, 90),        # + 0.25% of cores 5..8
-    (32, 150),      # 80 + 28 * 2.5
-    (64, 230),      # 80 + 60 * 2.5
-    (96, 310),
-    (0.5, 30),      # part of the first core
-])
+@pytest.mark.parametrize(
+    "cores, millicores",
+    [
+        (1, 60),  # 6% of the first core
+        (2, 70),  # + 1% of the second
+        (4, 80),  # + 0.5% of cores 3 and 4
+        (8, 90),  # + 0.25% of cores 5..8
+        (32, 150),  # 80 + 28 * 2.5
+        (64, 230),  # 80 + 60 * 2.5
+        (96, 310),
+        (0.5, 30),  # part of the first core
+    ],
+)
 def test_cpu_tiers(cores, millicores):
     assert gke_cpu_millicores(cores) == millicores
 
 
-@pytest.mark.parametrize("gib, reserved_gib", [
-    (1, 0.25),
-    (4, 1.0),                          # 25% of 4
-    (8, 1.8),                          # + 20% of 4
-    (16, 2.6),                         # + 10% of 8
-    (32, 3.56),                        # + 6% of 16
-    (128, 9.32),                       # + 6% of 112
-    (150, 9.76),                       # + 2% of 22
-    (256, 11.88),
-])
+@pytest.mark.parametrize(
+    "gib, reserved_gib",
+    [
+        (1, 0.25),
+        (4, 1.0),  # 25% of 4
+        (8, 1.8),  # + 20% of 4
+        (16, 2.6),  # + 10% of 8
+        (32, 3.56),  # + 6% of 16
+        (128, 9.32),  # + 6% of 112
+        (150, 9.76),  # + 2% of 22
+        (256, 11.88),
+    ],
+)
 def test_memory_tiers(gib, reserved_gib):
     assert gke_memory_mib(gib * 1024) == pytest.approx(reserved_gib * 1024, abs=1)
 
@@ -64,13 +71,16 @@ def test_memory_mib_input_and_share_bounds():
     assert r["kube_reserved"] == {"cpu": "80m", "memory": f"{gke_memory_mib(8192)}Mi"}
 
 
-@pytest.mark.parametrize("size, message", [
-    ({"cpu": 0, "memory_gib": 8}, "cpu=0 must be positive"),
-    ({"cpu": "many", "memory_gib": 8}, "not a number"),
-    ({"cpu": 8}, "memory_gib=None is not a number"),
-    ({"cpu": True, "memory_gib": 8}, "must be positive"),
-    ([8, 32], "expected a dict"),
-])
+@pytest.mark.parametrize(
+    "size, message",
+    [
+        ({"cpu": 0, "memory_gib": 8}, "cpu=0 must be positive"),
+        ({"cpu": "many", "memory_gib": 8}, "not a number"),
+        ({"cpu": 8}, "memory_gib=None is not a number"),
+        ({"cpu": True, "memory_gib": 8}, "must be positive"),
+        ([8, 32], "expected a dict"),
+    ],
+)
 def test_bad_sizes_are_rejected_with_the_field(size, message):
     with pytest.raises(AnsibleFilterError, match=message):
         node_reservation(size)

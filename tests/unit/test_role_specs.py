@@ -157,13 +157,19 @@ def spec_problems(role: str) -> list[str]:
         for name, option in options.items():
             if "default" in option:
                 if name not in visible:
-                    problems.append(f"{role}/{entry_point}: {name} has default {option['default']!r} in argument_specs "
-                                    "but no default in defaults/main.yml (or a dependency's)")
+                    problems.append(
+                        f"{role}/{entry_point}: {name} has default {option['default']!r} in argument_specs "
+                        "but no default in defaults/main.yml (or a dependency's)"
+                    )
                 elif option["default"] != visible[name]:
-                    problems.append(f"{role}/{entry_point}: {name} default {option['default']!r} in argument_specs, "
-                                    f"{visible[name]!r} in defaults")
+                    problems.append(
+                        f"{role}/{entry_point}: {name} default {option['default']!r} in argument_specs, "
+                        f"{visible[name]!r} in defaults"
+                    )
             elif name in visible:
-                problems.append(f"{role}/{entry_point}: {name} has default {visible[name]!r} but argument_specs states none")
+                problems.append(
+                    f"{role}/{entry_point}: {name} has default {visible[name]!r} but argument_specs states none"
+                )
         if (ROLES / role / "tasks" / f"{entry_point}.yml").is_file():
             for name in sorted(used_role_variables(role, entry_point) - set(options)):
                 problems.append(f"{role}/{entry_point}: tasks use {name}, which this entry point does not declare")
@@ -207,10 +213,19 @@ def fake(tmp_path, monkeypatch):
 def test_checker_sees_an_undeclared_default_a_wrong_default_and_an_unused_entry_point_variable(fake):
     role = fake(
         defaults={"demo_a": 1, "demo_b": "{{ demo_c }}/x", "demo_c": "/srv", "demo_d": [1], "demo_e": "e"},
-        options={"main": {"options": {"demo_a": {"type": "int", "default": 2}, "demo_b": {"type": "str", "default": "{{ demo_c }}/x"}}},
-                 "other": {"options": {"demo_d": {"type": "list"}}}},
-        tasks={"main.yml": [{"name": "t", "ansible.builtin.template": {"src": "x.j2", "dest": "/x"}}],
-               "other.yml": [{"name": "demo_e is only a name here", "ansible.builtin.debug": {"msg": "{{ demo_d }}"}}]},
+        options={
+            "main": {
+                "options": {
+                    "demo_a": {"type": "int", "default": 2},
+                    "demo_b": {"type": "str", "default": "{{ demo_c }}/x"},
+                }
+            },
+            "other": {"options": {"demo_d": {"type": "list"}}},
+        },
+        tasks={
+            "main.yml": [{"name": "t", "ansible.builtin.template": {"src": "x.j2", "dest": "/x"}}],
+            "other.yml": [{"name": "demo_e is only a name here", "ansible.builtin.debug": {"msg": "{{ demo_d }}"}}],
+        },
         templates={"x.j2": "{{ demo_b }}\n"},
     )
     assert spec_problems(role) == [
@@ -226,8 +241,10 @@ def test_checker_follows_includes_handlers_and_internal_vars(fake):
     role = fake(
         defaults={"demo_a": 1, "demo_b": 2, "demo_c": 3},
         options={"main": {"options": {"demo_a": {"type": "int", "default": 1}}}},
-        tasks={"main.yml": [{"name": "b", "block": [{"name": "i", "ansible.builtin.include_tasks": "more.yml"}]}],
-               "more.yml": [{"name": "n", "ansible.builtin.debug": {"msg": "{{ demo_internal }}"}, "notify": "h"}]},
+        tasks={
+            "main.yml": [{"name": "b", "block": [{"name": "i", "ansible.builtin.include_tasks": "more.yml"}]}],
+            "more.yml": [{"name": "n", "ansible.builtin.debug": {"msg": "{{ demo_internal }}"}, "notify": "h"}],
+        },
         handlers=[{"name": "h", "ansible.builtin.debug": {"msg": "{{ demo_c }}"}}],
         internal={"demo_internal": "{{ demo_a + demo_b }}"},
     )

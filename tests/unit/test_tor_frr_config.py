@@ -26,8 +26,15 @@ from ansible_collections.idcloud.platform.plugins.module_utils.tor.tor_frr_confi
 )
 
 LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab" / "idc.yml"
-RACK = dict(rack="r1", tor_name="tor-r1", tor_as=65101, tor_peer="10.210.1.254", node_as=64512,
-            node_addresses=["10.210.1.31", "10.210.1.32"], pod_cidr="10.233.0.0/18")
+RACK = dict(
+    rack="r1",
+    tor_name="tor-r1",
+    tor_as=65101,
+    tor_peer="10.210.1.254",
+    node_as=64512,
+    node_addresses=["10.210.1.31", "10.210.1.32"],
+    pod_cidr="10.233.0.0/18",
+)
 
 
 def test_without_uplink_there_is_no_spine_and_no_fabric_list():
@@ -41,23 +48,33 @@ def test_without_uplink_there_is_no_spine_and_no_fabric_list():
 
 def test_the_uplink_adds_the_spine_session_and_the_fabric_list():
     text = render_tor_frr(**RACK, uplink={"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000})
-    assert " neighbor 10.210.0.1 remote-as 65000\n neighbor 10.210.0.1 description spine (uplink 10.210.0.11/24)\n" in text
-    assert re.findall(r"^ip prefix-list FABRIC .*$", text, re.M) == ["ip prefix-list FABRIC seq 10 permit 10.233.0.0/18 ge 27 le 32"]
+    assert (
+        " neighbor 10.210.0.1 remote-as 65000\n neighbor 10.210.0.1 description spine (uplink 10.210.0.11/24)\n" in text
+    )
+    assert re.findall(r"^ip prefix-list FABRIC .*$", text, re.M) == [
+        "ip prefix-list FABRIC seq 10 permit 10.233.0.0/18 ge 27 le 32"
+    ]
     assert "  neighbor 10.210.0.1 route-map SPINE-OUT out\n" in text
 
 
 def test_blocks_of_one_address_need_no_second_prefix_rule():
     text = render_tor_frr(**RACK, block_size=32)
     assert re.findall(r"^ip prefix-list SERVERS-IN .*$", text, re.M) == [
-        "ip prefix-list SERVERS-IN seq 10 permit 10.233.0.0/18 ge 32 le 32"]
+        "ip prefix-list SERVERS-IN seq 10 permit 10.233.0.0/18 ge 32 le 32"
+    ]
 
 
 def test_a_service_cidr_is_accepted_only_when_advertised():
-    quiet = render_tor_frr(**RACK, service_cidr="10.233.64.0/20",
-                           uplink={"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000})
+    quiet = render_tor_frr(
+        **RACK, service_cidr="10.233.64.0/20", uplink={"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000}
+    )
     assert not re.findall(r"^ip prefix-list .*10\.233\.64\.0/20.*$", quiet, re.M)
-    text = render_tor_frr(**RACK, service_cidr="10.233.64.0/20", advertise_service_cidr=True,
-                          uplink={"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000})
+    text = render_tor_frr(
+        **RACK,
+        service_cidr="10.233.64.0/20",
+        advertise_service_cidr=True,
+        uplink={"address": "10.210.0.11/24", "peer": "10.210.0.1", "as": 65000},
+    )
     assert "ip prefix-list SERVERS-IN seq 30 permit 10.233.64.0/20\n" in text
     assert "ip prefix-list FABRIC seq 20 permit 10.233.64.0/20\n" in text
 
@@ -65,8 +82,10 @@ def test_a_service_cidr_is_accepted_only_when_advertised():
 def test_the_cluster_ranges_are_null_routed_below_every_protocol():
     text = render_tor_frr(**RACK, service_cidr="10.233.64.0/20")
     statics = re.findall(r"^ip route .*$", text, re.M)
-    assert statics == [f"ip route 10.233.0.0/18 blackhole {NULL_ROUTE_DISTANCE}",
-                       f"ip route 10.233.64.0/20 blackhole {NULL_ROUTE_DISTANCE}"]
+    assert statics == [
+        f"ip route 10.233.0.0/18 blackhole {NULL_ROUTE_DISTANCE}",
+        f"ip route 10.233.64.0/20 blackhole {NULL_ROUTE_DISTANCE}",
+    ]
     # above eBGP (20) and iBGP (200): a learned block or an advertised service route wins
     assert 200 < NULL_ROUTE_DISTANCE < 255
     # zebra needs the statics outside the BGP block, and nothing redistributes them
@@ -74,7 +93,8 @@ def test_the_cluster_ranges_are_null_routed_below_every_protocol():
     assert "redistribute" not in text
     # without a service network only the pod network is null-routed
     assert re.findall(r"^ip route .*$", render_tor_frr(**RACK), re.M) == [
-        f"ip route 10.233.0.0/18 blackhole {NULL_ROUTE_DISTANCE}"]
+        f"ip route 10.233.0.0/18 blackhole {NULL_ROUTE_DISTANCE}"
+    ]
 
 
 def test_a_bad_service_cidr_is_refused_even_when_not_advertised():
@@ -87,7 +107,11 @@ def test_every_problem_at_once_as_a_tor_error():
     with pytest.raises(TorConfigError) as info:
         render_tor_frr(**dict(RACK, tor_as=0, tor_peer="fd00::1", pod_cidr="10.233.0.1/18", node_addresses=["x"]))
     assert [error.split(":")[0] for error in info.value.errors] == [
-        "pod_cidr", "rack r1 tor_as", "rack r1 tor_peer", "rack r1 node address"]
+        "pod_cidr",
+        "rack r1 tor_as",
+        "rack r1 tor_peer",
+        "rack r1 node address",
+    ]
     assert str(info.value).startswith("the ToR configuration has 4 errors:\n")
     # callers that catch the Calico plan's error (lab/lab, the filter) catch this one too
     assert isinstance(info.value, CalicoPlanError)
@@ -99,9 +123,15 @@ def test_hosts_of_a_description_and_the_racks_they_give():
     assert len(hosts) == len(desc.hosts)
     assert {host["rack"] for host in hosts} == {rack.name for rack in desc.racks if rack.hosts}
     assert all(host["node"] == ("worker" in desc.host(host["name"]).roles) for host in hosts)
-    assert tor_frr_configs_for_hosts(hosts, desc.pod_cidr, desc.node_as, block_size=desc.pod_block_size,
-                                     fixed_ip_cidr=desc.fixed_ip_cidr, service_cidr=desc.service_cidr,
-                                     advertise_service_cidr=desc.advertise_service_cidr) == tor_frr_configs(desc)
+    assert tor_frr_configs_for_hosts(
+        hosts,
+        desc.pod_cidr,
+        desc.node_as,
+        block_size=desc.pod_block_size,
+        fixed_ip_cidr=desc.fixed_ip_cidr,
+        service_cidr=desc.service_cidr,
+        advertise_service_cidr=desc.advertise_service_cidr,
+    ) == tor_frr_configs(desc)
 
 
 def test_hostvars_read_back_as_the_description_gave_them():
@@ -120,10 +150,13 @@ def test_hostvars_read_back_as_the_description_gave_them():
     assert {type(host_vars["idc_rack_subnet"]) for host_vars in layout["hostvars"].values()} == {str}
 
 
-@pytest.mark.parametrize("hosts, message", [
-    ({"w1": {}}, "expected a list of hosts"),
-    (["w1"], "host 0: expected a mapping (a host's vars), got str"),
-])
+@pytest.mark.parametrize(
+    "hosts, message",
+    [
+        ({"w1": {}}, "expected a list of hosts"),
+        (["w1"], "host 0: expected a mapping (a host's vars), got str"),
+    ],
+)
 def test_hostvars_reader_refuses_what_is_not_hosts(hosts, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         hosts_from_hostvars(hosts)

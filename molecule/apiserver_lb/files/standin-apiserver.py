@@ -5,6 +5,7 @@ HTTPS on :6443 with a certificate from the scenario's test CA (made in prepare.y
   GET /readyz   200 "ok", or 500 while /etc/standin-apiserver/unready exists
   GET anything  200 with this host's name, so verify can tell which backend answered
 """
+
 import http.server
 import os
 import socket

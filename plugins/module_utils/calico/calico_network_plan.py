@@ -91,8 +91,15 @@ def _pool_name(prefix: str, net) -> str:
     return f"{prefix}-{str(net.network_address).replace('.', '-')}-{net.prefixlen}"
 
 
-def plan_network(nodes, pod_cidr, node_as, block_size=DEFAULT_BLOCK_SIZE, fixed_ip_cidr=None, service_cidr=None,
-                 advertise_service_cidr=False) -> dict[str, Any]:
+def plan_network(
+    nodes,
+    pod_cidr,
+    node_as,
+    block_size=DEFAULT_BLOCK_SIZE,
+    fixed_ip_cidr=None,
+    service_cidr=None,
+    advertise_service_cidr=False,
+) -> dict[str, Any]:
     """The Calico resources for BGP with the ToRs, as plain data.
 
     nodes: [{name, address, rack, tor_as, tor_peer}, ...], one per Kubernetes node that runs
@@ -111,8 +118,11 @@ def plan_network(nodes, pod_cidr, node_as, block_size=DEFAULT_BLOCK_SIZE, fixed_
     if advertise_service_cidr:
         service = err.cidr(service_cidr, "service_cidr", "10.96.0.0/16") if service_cidr not in (None, "") else None
         if service_cidr in (None, ""):
-            err.fail("service_cidr", "missing while advertise_service_cidr is true",
-                     "pass the service CIDR (idc_service_cidr), or set advertise_service_cidr to false")
+            err.fail(
+                "service_cidr",
+                "missing while advertise_service_cidr is true",
+                "pass the service CIDR (idc_service_cidr), or set advertise_service_cidr to false",
+            )
     checked = _check_nodes(err, nodes, local_as)
     pools = []
     if pod is not None:
@@ -121,32 +131,60 @@ def plan_network(nodes, pod_cidr, node_as, block_size=DEFAULT_BLOCK_SIZE, fixed_
         blocks = block_count(pools, size)
         if blocks < len(checked):
             minus = f" minus fixed_ip_cidr {fixed}" if fixed is not None else ""
-            err.fail("pod_cidr", f"{pod}{minus} holds {blocks} blocks of /{size} for {len(checked)} nodes",
-                     "use a larger pod_cidr or a larger block_size (smaller blocks): every node needs at least one block")
+            err.fail(
+                "pod_cidr",
+                f"{pod}{minus} holds {blocks} blocks of /{size} for {len(checked)} nodes",
+                "use a larger pod_cidr or a larger block_size (smaller blocks): every node needs at least one block",
+            )
     err.raise_if_any()
 
     spec: dict[str, Any] = {"asNumber": local_as, "nodeToNodeMeshEnabled": False, "logSeverityScreen": "Info"}
     if service is not None:
         spec["serviceClusterIPs"] = [{"cidr": str(service)}]
     ip_pools = [
-        {"name": _pool_name("pods", net), "spec": {
-            "cidr": str(net), "blockSize": size, "ipipMode": "Never", "vxlanMode": "Never", "natOutgoing": True,
-            "nodeSelector": "all()", "allowedUses": ["Workload", "Tunnel"], "disableBGPExport": False,
-        }}
+        {
+            "name": _pool_name("pods", net),
+            "spec": {
+                "cidr": str(net),
+                "blockSize": size,
+                "ipipMode": "Never",
+                "vxlanMode": "Never",
+                "natOutgoing": True,
+                "nodeSelector": "all()",
+                "allowedUses": ["Workload", "Tunnel"],
+                "disableBGPExport": False,
+            },
+        }
         for net in pools
     ]
     if fixed is not None:
         # blocks of one address that no node takes by itself: a pod asks for its address, and its node announces the /32
-        ip_pools.append({"name": _pool_name("fixed", fixed), "spec": {
-            "cidr": str(fixed), "blockSize": 32, "ipipMode": "Never", "vxlanMode": "Never", "natOutgoing": True,
-            "nodeSelector": "!all()", "allowedUses": ["Workload"], "disableBGPExport": False,
-        }})
+        ip_pools.append(
+            {
+                "name": _pool_name("fixed", fixed),
+                "spec": {
+                    "cidr": str(fixed),
+                    "blockSize": 32,
+                    "ipipMode": "Never",
+                    "vxlanMode": "Never",
+                    "natOutgoing": True,
+                    "nodeSelector": "!all()",
+                    "allowedUses": ["Workload"],
+                    "disableBGPExport": False,
+                },
+            }
+        )
     racks = _racks(checked)
     peers = [
-        {"name": _peer_name(rack), "spec": {
-            "peerIP": info["tor_peer"], "asNumber": info["tor_as"],
-            "nodeSelector": f"{NODE_RACK_LABEL} == '{rack}'", "filters": [TOR_IMPORT_FILTER],
-        }}
+        {
+            "name": _peer_name(rack),
+            "spec": {
+                "peerIP": info["tor_peer"],
+                "asNumber": info["tor_as"],
+                "nodeSelector": f"{NODE_RACK_LABEL} == '{rack}'",
+                "filters": [TOR_IMPORT_FILTER],
+            },
+        }
         for rack, info in racks.items()
     ]
     blocks = block_count(pools, size) if pod is not None else 0
@@ -172,8 +210,11 @@ def plan_network(nodes, pod_cidr, node_as, block_size=DEFAULT_BLOCK_SIZE, fixed_
 
 def _check_nodes(err: PlanReader, nodes: Any, node_as: int | None) -> list[dict[str, Any]]:
     if not isinstance(nodes, (list, tuple)):
-        err.fail("nodes", f"expected a list of nodes, got {type(nodes).__name__}",
-                 "pass [{name, address, rack, tor_as, tor_peer}, ...], one per kube_node host")
+        err.fail(
+            "nodes",
+            f"expected a list of nodes, got {type(nodes).__name__}",
+            "pass [{name, address, rack, tor_as, tor_peer}, ...], one per kube_node host",
+        )
         return []
     checked: list[dict[str, Any]] = []
     names: dict[str, int] = {}
@@ -193,36 +234,58 @@ def _check_nodes(err: PlanReader, nodes: Any, node_as: int | None) -> list[dict[
         tor_peer = err.ipv4(node["tor_peer"], f"{what}.tor_peer")
         tor_as = err.as_number(node["tor_as"], f"{what}.tor_as")
         if name in names:
-            err.fail(f"{what}.name", f"node {name} is listed twice (nodes[{names[name]}] and nodes[{index}])",
-                     "list every node once")
+            err.fail(
+                f"{what}.name",
+                f"node {name} is listed twice (nodes[{names[name]}] and nodes[{index}])",
+                "list every node once",
+            )
             continue
         names[name] = index
         if address is not None:
             if str(address) in addresses:
-                err.fail(f"{what}.address", f"{address} is also the address of node {addresses[str(address)]}",
-                         "give every node its own address")
+                err.fail(
+                    f"{what}.address",
+                    f"{address} is also the address of node {addresses[str(address)]}",
+                    "give every node its own address",
+                )
                 continue
             addresses[str(address)] = name
         if None in (address, tor_peer, tor_as):
             continue
-        checked.append({"name": name, "address": str(address), "rack": str(node["rack"]), "tor_as": tor_as,
-                        "tor_peer": str(tor_peer)})
+        checked.append(
+            {
+                "name": name,
+                "address": str(address),
+                "rack": str(node["rack"]),
+                "tor_as": tor_as,
+                "tor_peer": str(tor_peer),
+            }
+        )
     by_rack: dict[str, dict[str, Any]] = {}
     for node in checked:
         first = by_rack.setdefault(node["rack"], node)
         for key in ("tor_as", "tor_peer"):
             if node[key] != first[key]:
-                err.fail(f"nodes[{node['name']}].{key}", f"{node[key]} differs from {first[key]} of node {first['name']} "
-                         f"in the same rack {node['rack']}", "a rack has one ToR: give its nodes the same tor_as and tor_peer")
+                err.fail(
+                    f"nodes[{node['name']}].{key}",
+                    f"{node[key]} differs from {first[key]} of node {first['name']} in the same rack {node['rack']}",
+                    "a rack has one ToR: give its nodes the same tor_as and tor_peer",
+                )
     reported_as: set[str] = set()
     for node in checked:
         if node_as is not None and node["tor_as"] == node_as and node["rack"] not in reported_as:
             reported_as.add(node["rack"])
-            err.fail(f"nodes[{node['name']}].tor_as", f"rack {node['rack']}'s ToR AS {node_as} is node_as",
-                     "give the ToR its own AS: nodes and ToRs peer over eBGP")
+            err.fail(
+                f"nodes[{node['name']}].tor_as",
+                f"rack {node['rack']}'s ToR AS {node_as} is node_as",
+                "give the ToR its own AS: nodes and ToRs peer over eBGP",
+            )
         if node["tor_peer"] in addresses:
-            err.fail(f"nodes[{node['name']}].tor_peer", f"{node['tor_peer']} is the address of node {addresses[node['tor_peer']]}",
-                     "use the ToR's own peering address")
+            err.fail(
+                f"nodes[{node['name']}].tor_peer",
+                f"{node['tor_peer']} is the address of node {addresses[node['tor_peer']]}",
+                "use the ToR's own peering address",
+            )
     return checked
 
 

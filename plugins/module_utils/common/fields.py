@@ -125,14 +125,21 @@ class FieldReader(ErrorCollector):
 
     def boolean(self, value: Any, path: str, example: str) -> bool | None:
         if not isinstance(value, bool):
-            self.fail(path, f"expected a boolean, got {self.got(value)}", f"write true or false without quotes, e.g. {example}")
+            self.fail(
+                path,
+                f"expected a boolean, got {self.got(value)}",
+                f"write true or false without quotes, e.g. {example}",
+            )
             return None
         return value
 
     def port(self, value: Any, path: str, example: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            self.fail(path, f"expected a TCP port (1..65535), got {self.got(value)}",
-                      f"write a plain integer without quotes, e.g. {example}")
+            self.fail(
+                path,
+                f"expected a TCP port (1..65535), got {self.got(value)}",
+                f"write a plain integer without quotes, e.g. {example}",
+            )
             return None
         return value
 
@@ -140,19 +147,28 @@ class FieldReader(ErrorCollector):
 
     def as_number(self, value: Any, path: str, example: str = "64512") -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(path, f"expected an AS number (integer), got {self.got(value)}",
-                      f"write a plain integer without quotes, e.g. {example}")
+            self.fail(
+                path,
+                f"expected an AS number (integer), got {self.got(value)}",
+                f"write a plain integer without quotes, e.g. {example}",
+            )
             return None
         if not AS_MIN <= value <= AS_MAX:
-            self.fail(path, f"AS {value} is out of range {AS_MIN}..{AS_MAX}",
-                      "use your assigned AS or a private one: 64512..65534 or 4200000000..4294967294")
+            self.fail(
+                path,
+                f"AS {value} is out of range {AS_MIN}..{AS_MAX}",
+                "use your assigned AS or a private one: 64512..65534 or 4200000000..4294967294",
+            )
             return None
         return value
 
     def block_size(self, value: Any, path: str, example: str = str(DEFAULT_BLOCK_SIZE)) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or not BLOCK_SIZE_MIN <= value <= BLOCK_SIZE_MAX:
-            self.fail(path, f"expected a prefix length {BLOCK_SIZE_MIN}..{BLOCK_SIZE_MAX}, got {self.got(value)}",
-                      f"write a plain integer without quotes, e.g. {example} (blocks of 32 addresses)")
+            self.fail(
+                path,
+                f"expected a prefix length {BLOCK_SIZE_MIN}..{BLOCK_SIZE_MAX}, got {self.got(value)}",
+                f"write a plain integer without quotes, e.g. {example} (blocks of 32 addresses)",
+            )
             return None
         return value
 
@@ -185,24 +201,35 @@ class FieldReader(ErrorCollector):
             self.fail(path, f"{shown(value)} is not a valid IP address", f"write it as e.g. {example}")
             return None
         if ipv4_only and address.version != 4:
-            self.fail(path, f"{value} is not an IPv4 address", f"the ToR design here peers over IPv4; write it as e.g. {example}")
+            self.fail(
+                path,
+                f"{value} is not an IPv4 address",
+                f"the ToR design here peers over IPv4; write it as e.g. {example}",
+            )
             return None
         return address
 
     def interface(self, value: Any, path: str, example: str):
         # an address with the prefix of its segment, as on a router interface
         if not isinstance(value, str) or "/" not in value:
-            self.fail(path, f"expected an address with its prefix, got {self.got(value)}", f"write it as e.g. {example}")
+            self.fail(
+                path, f"expected an address with its prefix, got {self.got(value)}", f"write it as e.g. {example}"
+            )
             return None
         try:
             iface = ipaddress.ip_interface(value)
         except ValueError:
             self.fail(path, f"{shown(value)} is not a valid address/prefix", f"write it as e.g. {example}")
             return None
-        if iface.version == 4 and iface.network.prefixlen < 31 and iface.ip in (iface.network.network_address,
-                                                                                iface.network.broadcast_address):
+        if (
+            iface.version == 4
+            and iface.network.prefixlen < 31
+            and iface.ip in (iface.network.network_address, iface.network.broadcast_address)
+        ):
             kind = "network" if iface.ip == iface.network.network_address else "broadcast"
-            self.fail(path, f"{iface.ip} is the {kind} address of {iface.network}", f"use a host address in {iface.network}")
+            self.fail(
+                path, f"{iface.ip} is the {kind} address of {iface.network}", f"use a host address in {iface.network}"
+            )
             return None
         return iface
 
@@ -213,17 +240,26 @@ class FieldReader(ErrorCollector):
         if fixed is None or pod is None:
             return fixed
         if fixed.version != pod.version or not fixed.subnet_of(pod):
-            self.fail(path, f"{fixed} is outside {pod_path} {pod}",
-                      f"use a range inside {pod} (e.g. its last /24): Calico gives fixed pod addresses from the pod network")
+            self.fail(
+                path,
+                f"{fixed} is outside {pod_path} {pod}",
+                f"use a range inside {pod} (e.g. its last /24): Calico gives fixed pod addresses from the pod network",
+            )
             return None
         if fixed == pod:
-            self.fail(path, f"{fixed} is all of {pod_path}",
-                      f"use a smaller part of {pod}, e.g. its last /24; the rest is cut into blocks for the nodes")
+            self.fail(
+                path,
+                f"{fixed} is all of {pod_path}",
+                f"use a smaller part of {pod}, e.g. its last /24; the rest is cut into blocks for the nodes",
+            )
             return None
         if block_size is not None and fixed.version == 4 and fixed.prefixlen > block_size:
             # the rest of pod_cidr must split into whole blocks, or Calico refuses the pools
             named = f" ({block_name})" if block_name else ""
-            self.fail(path, f"{fixed} is smaller than one /{block_size} block{named}",
-                      f"use a /{block_size} or larger range aligned to it, e.g. {fixed.supernet(new_prefix=block_size)}")
+            self.fail(
+                path,
+                f"{fixed} is smaller than one /{block_size} block{named}",
+                f"use a /{block_size} or larger range aligned to it, e.g. {fixed.supernet(new_prefix=block_size)}",
+            )
             return None
         return fixed

@@ -91,8 +91,10 @@ def hosts_from_hostvars(hosts: Any) -> list[dict[str, Any]]:
 
 def _host_from_vars(item: Any, index: int) -> dict[str, Any]:
     if not isinstance(item, Mapping):
-        raise ValueError(f"host {index}: expected a mapping (a host's vars), got {type(item).__name__}; "
-                         "fix: pass e.g. groups['kube_node'] | map('extract', hostvars)")
+        raise ValueError(
+            f"host {index}: expected a mapping (a host's vars), got {type(item).__name__}; "
+            "fix: pass e.g. groups['kube_node'] | map('extract', hostvars)"
+        )
     if "idc_rack" not in item:
         # plain dicts as documented; copy so the caller's data stays as it was
         return dict(item)

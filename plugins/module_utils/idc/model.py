@@ -55,12 +55,32 @@ PLUGIN_KEYS: frozenset[str] = frozenset(
 
 # variables the layout computes for each host and for group all
 HOST_VAR_NAMES: tuple[str, ...] = (
-    "ansible_host", "idc_address", "idc_room", "idc_rack", "idc_rack_subnet", "idc_rack_gateway", "idc_tor_name",
-    "idc_tor_as", "idc_tor_peer", "idc_tor_uplink", "idc_node_as", "idc_roles", "idc_cpu", "idc_memory_gib",
+    "ansible_host",
+    "idc_address",
+    "idc_room",
+    "idc_rack",
+    "idc_rack_subnet",
+    "idc_rack_gateway",
+    "idc_tor_name",
+    "idc_tor_as",
+    "idc_tor_peer",
+    "idc_tor_uplink",
+    "idc_node_as",
+    "idc_roles",
+    "idc_cpu",
+    "idc_memory_gib",
 )
 ALL_VAR_NAMES: tuple[str, ...] = (
-    "idc_cluster_name", "idc_pod_cidr", "idc_service_cidr", "idc_node_as", "idc_cluster_domain",
-    "idc_apiserver_vip", "idc_apiserver_port", "idc_apiserver_url", "idc_pod_block_size", "idc_fixed_ip_cidr",
+    "idc_cluster_name",
+    "idc_pod_cidr",
+    "idc_service_cidr",
+    "idc_node_as",
+    "idc_cluster_domain",
+    "idc_apiserver_vip",
+    "idc_apiserver_port",
+    "idc_apiserver_url",
+    "idc_pod_block_size",
+    "idc_fixed_ip_cidr",
     "idc_advertise_service_cidr",
 )
 

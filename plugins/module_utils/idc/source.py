@@ -30,9 +30,11 @@ def source_errors(text: str) -> list[str]:
         return []
     # "---" alone is a document holding null: as empty as no document at all
     if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL_TAG):
-        return ["(file): is empty (no YAML document, or only comments); fix: write the IDC description in it, "
-                "starting with plugin: idcloud.platform.idc, cluster: and rooms:, or remove the file from the "
-                "inventory sources"]
+        return [
+            "(file): is empty (no YAML document, or only comments); fix: write the IDC description in it, "
+            "starting with plugin: idcloud.platform.idc, cluster: and rooms:, or remove the file from the "
+            "inventory sources"
+        ]
     errors: list[str] = []
     _walk(root, "", errors, set())
     return errors
@@ -49,7 +51,12 @@ def _name_of(node) -> str | None:
     if not isinstance(node, yaml.MappingNode):
         return None
     for key, value in node.value:
-        if isinstance(key, yaml.ScalarNode) and key.value == "name" and isinstance(value, yaml.ScalarNode) and value.value:
+        if (
+            isinstance(key, yaml.ScalarNode)
+            and key.value == "name"
+            and isinstance(value, yaml.ScalarNode)
+            and value.value
+        ):
             return value.value
     return None
 

@@ -40,8 +40,17 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.model import 
 
 _TOP_KEYS = ("cluster", "vars", "lab", "rooms")
 _CLUSTER_KEYS = (
-    "name", "pod_cidr", "service_cidr", "node_as", "domain", "apiserver_vip", "apiserver_port",
-    "pod_block_size", "fixed_ip_cidr", "advertise_service_cidr", "partial",
+    "name",
+    "pod_cidr",
+    "service_cidr",
+    "node_as",
+    "domain",
+    "apiserver_vip",
+    "apiserver_port",
+    "pod_block_size",
+    "fixed_ip_cidr",
+    "advertise_service_cidr",
+    "partial",
 )
 _ROOM_KEYS = ("name", "racks")
 _RACK_KEYS = ("name", "subnet", "gateway", "tor", "hosts")
@@ -103,16 +112,23 @@ class _Checker(CrossChecks, FieldReader):
     def location_name(self, value: Any, path: str, example: str) -> str | None:
         name = self.text(value, path, example)
         if name is not None and not _LOCATION_NAME_RE.match(name):
-            self.fail(path, f"{shown(name)} is not a valid name", "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+            self.fail(
+                path,
+                f"{shown(name)} is not a valid name",
+                "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            )
             return None
         return name
 
     def hostname(self, value: Any, path: str, example: str) -> str | None:
         name = self.text(value, path, example)
         if name is not None and (len(name) > 253 or not _HOSTNAME_RE.match(name)):
-            self.fail(path, f"{shown(name)} is not a valid hostname",
-                      "use lowercase DNS labels (a-z, 0-9, '-', each 1-63 characters, not starting or ending with '-'), "
-                      "separated by dots; Kubernetes uses it as the node name")
+            self.fail(
+                path,
+                f"{shown(name)} is not a valid hostname",
+                "use lowercase DNS labels (a-z, 0-9, '-', each 1-63 characters, not starting or ending with '-'), "
+                "separated by dots; Kubernetes uses it as the node name",
+            )
             return None
         return name
 
@@ -124,11 +140,18 @@ class _Checker(CrossChecks, FieldReader):
         for key in data:
             where = f"{path}.{key}"
             if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
-                self.fail(where, f"{shown(key)} is not a valid variable name", "use letters, digits and '_', not starting with a digit")
+                self.fail(
+                    where,
+                    f"{shown(key)} is not a valid variable name",
+                    "use letters, digits and '_', not starting with a digit",
+                )
                 good = False
             elif key in _RESERVED_VARS:
-                self.fail(where, f"{key} is computed from the description and cannot be set in vars",
-                          "change the description field it comes from, or use another variable name")
+                self.fail(
+                    where,
+                    f"{key} is computed from the description and cannot be set in vars",
+                    "change the description field it comes from, or use another variable name",
+                )
                 good = False
         return dict(data) if good else None
 
@@ -136,11 +159,16 @@ class _Checker(CrossChecks, FieldReader):
 
     def description(self, data: Any) -> IdcDescription:
         if not isinstance(data, Mapping):
-            self.fail("(top level)", f"expected a mapping, got {type_name(data)}",
-                      "start the file with plugin: idcloud.platform.idc, cluster: and rooms:")
+            self.fail(
+                "(top level)",
+                f"expected a mapping, got {type_name(data)}",
+                "start the file with plugin: idcloud.platform.idc, cluster: and rooms:",
+            )
             return None  # type: ignore[return-value]
         self.unknown_keys(data, _TOP_KEYS, "", also=PLUGIN_KEYS)
-        cluster = self.take(data, "cluster", "", self.mapping, "{name: bj1-prod, pod_cidr: ..., service_cidr: ..., node_as: 64512}")
+        cluster = self.take(
+            data, "cluster", "", self.mapping, "{name: bj1-prod, pod_cidr: ..., service_cidr: ..., node_as: 64512}"
+        )
         name = pod = service = node_as = vip = fixed = None
         domain, port = DEFAULT_DOMAIN, DEFAULT_APISERVER_PORT
         block_size, advertise, partial = DEFAULT_POD_BLOCK_SIZE, False, False
@@ -160,13 +188,23 @@ class _Checker(CrossChecks, FieldReader):
             if room is not None:
                 rooms.append(room)
         desc = IdcDescription(
-            cluster_name=name, pod_network=pod, service_network=service,
-            node_as=node_as, domain=domain, vars=all_vars or {}, lab=dict(lab or {}), rooms=rooms,
-            apiserver_vip=str(vip) if vip else None, apiserver_port=port,
-            pod_block_size=block_size, fixed_ip_network=fixed, advertise_service_cidr=advertise,
+            cluster_name=name,
+            pod_network=pod,
+            service_network=service,
+            node_as=node_as,
+            domain=domain,
+            vars=all_vars or {},
+            lab=dict(lab or {}),
+            rooms=rooms,
+            apiserver_vip=str(vip) if vip else None,
+            apiserver_port=port,
+            pod_block_size=block_size,
+            fixed_ip_network=fixed,
+            advertise_service_cidr=advertise,
         )
-        self.cross_checks(desc, pod, service, vip, cluster is not None and cluster.get("apiserver_vip") is not None,
-                          partial)
+        self.cross_checks(
+            desc, pod, service, vip, cluster is not None and cluster.get("apiserver_vip") is not None, partial
+        )
         self.bgp_checks(desc, pod, service, fixed)
         return desc
 
@@ -174,31 +212,45 @@ class _Checker(CrossChecks, FieldReader):
         self.unknown_keys(data, _CLUSTER_KEYS, "cluster")
         name = self.take(data, "name", "cluster", self.text, "bj1-prod")
         if name is not None and not _CLUSTER_NAME_RE.match(name):
-            self.fail("cluster.name", f"{shown(name)} is not a valid cluster name",
-                      "use 1-63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit")
+            self.fail(
+                "cluster.name",
+                f"{shown(name)} is not a valid cluster name",
+                "use 1-63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit",
+            )
             name = None
         pod = self.take(data, "pod_cidr", "cluster", self.network, "10.244.0.0/16")
         service = self.take(data, "service_cidr", "cluster", self.network, "10.96.0.0/16")
         node_as = self.take(data, "node_as", "cluster", self.as_number, "64512")
         domain = self.take(data, "domain", "cluster", self.text, DEFAULT_DOMAIN, required=False)
         if domain is not None and (len(domain) > 253 or not _HOSTNAME_RE.match(domain)):
-            self.fail("cluster.domain", f"{shown(domain)} is not a valid DNS domain", f"use lowercase DNS labels, e.g. {DEFAULT_DOMAIN}")
+            self.fail(
+                "cluster.domain",
+                f"{shown(domain)} is not a valid DNS domain",
+                f"use lowercase DNS labels, e.g. {DEFAULT_DOMAIN}",
+            )
         vip = self.take(data, "apiserver_vip", "cluster", self.address, "10.10.1.10", required=False)
         if vip is not None and vip.version != 4:
-            self.fail("cluster.apiserver_vip", f"{vip} is not an IPv4 address",
-                      "use an IPv4 address in the lb hosts' rack subnet; the keepalived VIP is IPv4 only")
+            self.fail(
+                "cluster.apiserver_vip",
+                f"{vip} is not an IPv4 address",
+                "use an IPv4 address in the lb hosts' rack subnet; the keepalived VIP is IPv4 only",
+            )
             vip = None
         port = self.take(data, "apiserver_port", "cluster", self.port, str(DEFAULT_APISERVER_PORT), required=False)
         return name, pod, service, node_as, domain or DEFAULT_DOMAIN, vip, port or DEFAULT_APISERVER_PORT
 
     def pod_network(self, data: Mapping, pod):
         """pod_block_size, fixed_ip_cidr and advertise_service_cidr: how Calico cuts and announces pod_cidr."""
-        block_size = self.take(data, "pod_block_size", "cluster", self.block_size, str(DEFAULT_POD_BLOCK_SIZE), required=False)
+        block_size = self.take(
+            data, "pod_block_size", "cluster", self.block_size, str(DEFAULT_POD_BLOCK_SIZE), required=False
+        )
         fixed = self.take(data, "fixed_ip_cidr", "cluster", self.network, "10.244.255.0/24", required=False)
         advertise = self.take(data, "advertise_service_cidr", "cluster", self.boolean, "true", required=False)
         if block_size is None:
             block_size = DEFAULT_POD_BLOCK_SIZE
-        fixed = self.fixed_ip_range(fixed, pod, block_size, "cluster.fixed_ip_cidr", "cluster.pod_cidr", "pod_block_size")
+        fixed = self.fixed_ip_range(
+            fixed, pod, block_size, "cluster.fixed_ip_cidr", "cluster.pod_cidr", "pod_block_size"
+        )
         return block_size, fixed, bool(advertise)
 
     def room(self, data: Any, path: str) -> Room | None:
@@ -209,7 +261,9 @@ class _Checker(CrossChecks, FieldReader):
         name = self.take(data, "name", path, self.location_name, "room-a")
         room = Room(name=name)
         self.paths[id(room)] = path
-        racks = self.take(data, "racks", path, self.seq, "[{name: a01, subnet: ..., gateway: ..., tor: ..., hosts: [...]}]")
+        racks = self.take(
+            data, "racks", path, self.seq, "[{name: a01, subnet: ..., gateway: ..., tor: ..., hosts: [...]}]"
+        )
         if racks is not None and not racks:
             self.fail(f"{path}.racks", "is empty", "describe at least one rack in the room, or remove the room")
         for rack_index, raw_rack in enumerate(racks or []):
@@ -227,14 +281,24 @@ class _Checker(CrossChecks, FieldReader):
         subnet = self.take(data, "subnet", path, self.network, "10.10.1.0/24")
         gateway = self.take(data, "gateway", path, self.address, "10.10.1.1")
         if subnet is not None and gateway is not None:
-            self.inside_subnet(f"{path}.gateway", gateway, subnet, name, "use an address inside the subnet, usually the first one")
+            self.inside_subnet(
+                f"{path}.gateway", gateway, subnet, name, "use an address inside the subnet, usually the first one"
+            )
         tor_name, tor_as, peer, uplink = self.tor(data, path, name, subnet, gateway)
         rack = Rack(
-            name=name, room=room, network=subnet, gateway=str(gateway) if gateway else None,
-            tor_name=tor_name, tor_as=tor_as, tor_peer=str(peer) if peer else None, tor_uplink=uplink,
+            name=name,
+            room=room,
+            network=subnet,
+            gateway=str(gateway) if gateway else None,
+            tor_name=tor_name,
+            tor_as=tor_as,
+            tor_peer=str(peer) if peer else None,
+            tor_uplink=uplink,
         )
         self.paths[id(rack)] = path
-        hosts = self.take(data, "hosts", path, self.seq, "[{name: m1, address: ..., roles: [...], size: ...}]", required=False)
+        hosts = self.take(
+            data, "hosts", path, self.seq, "[{name: m1, address: ..., roles: [...], size: ...}]", required=False
+        )
         for host_index, raw_host in enumerate(hosts or []):
             host = self.host(raw_host, _item_path(path, "hosts", hosts, host_index), rack, subnet, gateway, peer)
             if host is not None:
@@ -251,18 +315,29 @@ class _Checker(CrossChecks, FieldReader):
         tor_name = self.take(tor, "name", tor_path, self.location_name, "tor-a01", required=False) or default_name
         tor_as = self.take(tor, "as", tor_path, self.as_number, "65101")
         peer = self.take(tor, "peer", tor_path, self.address, "10.10.1.254")
-        uplink = self.take(tor, "uplink", tor_path, self.mapping, "{address: 10.10.0.11/24, peer: 10.10.0.1, as: 65000}",
-                           required=False)
+        uplink = self.take(
+            tor,
+            "uplink",
+            tor_path,
+            self.mapping,
+            "{address: 10.10.0.11/24, peer: 10.10.0.1, as: 65000}",
+            required=False,
+        )
         if uplink is not None:
             uplink = self.uplink(uplink, f"{tor_path}.uplink", tor_as)
         if peer is None or subnet is None:
             return tor_name, tor_as, peer, uplink
-        if not self.inside_subnet(f"{tor_path}.peer", peer, subnet, rack, "use the ToR's address inside the rack subnet"):
+        if not self.inside_subnet(
+            f"{tor_path}.peer", peer, subnet, rack, "use the ToR's address inside the rack subnet"
+        ):
             return tor_name, tor_as, None, uplink
         if gateway is not None and peer == gateway:
             # the gateway may live on the ToR, but the BGP session needs the ToR's own peer address
-            self.fail(f"{tor_path}.peer", f"{peer} is the rack gateway",
-                      "use the ToR's BGP peering address, a different address from the gateway")
+            self.fail(
+                f"{tor_path}.peer",
+                f"{peer} is the rack gateway",
+                "use the ToR's BGP peering address, a different address from the gateway",
+            )
         return tor_name, tor_as, peer, uplink
 
     def uplink(self, data: Mapping, path: str, tor_as: int | None) -> dict[str, Any] | None:
@@ -275,16 +350,30 @@ class _Checker(CrossChecks, FieldReader):
         if address is not None and peer is not None:
             net = address.network
             if peer.version != net.version or peer not in net:
-                self.fail(f"{path}.peer", f"{peer} is outside the uplink network {net} of address {address}",
-                          f"use the spine's address on the uplink segment ({net}), or fix the prefix of uplink.address")
+                self.fail(
+                    f"{path}.peer",
+                    f"{peer} is outside the uplink network {net} of address {address}",
+                    f"use the spine's address on the uplink segment ({net}), or fix the prefix of uplink.address",
+                )
             elif peer == address.ip:
-                self.fail(f"{path}.peer", f"{peer} is the ToR's own uplink address", "use the spine router's address on the segment")
-            elif peer == net.network_address or (net.version == 4 and net.prefixlen < 31 and peer == net.broadcast_address):
+                self.fail(
+                    f"{path}.peer",
+                    f"{peer} is the ToR's own uplink address",
+                    "use the spine router's address on the segment",
+                )
+            elif peer == net.network_address or (
+                net.version == 4 and net.prefixlen < 31 and peer == net.broadcast_address
+            ):
                 kind = "network" if peer == net.network_address else "broadcast"
-                self.fail(f"{path}.peer", f"{peer} is the {kind} address of {net}", f"use the spine's host address in {net}")
+                self.fail(
+                    f"{path}.peer", f"{peer} is the {kind} address of {net}", f"use the spine's host address in {net}"
+                )
         if spine_as is not None and tor_as is not None and spine_as == tor_as:
-            self.fail(f"{path}.as", f"AS {spine_as} is the ToR's own AS (tor.as)",
-                      "use the spine's AS, a different one: the ToR peers with the spine over eBGP")
+            self.fail(
+                f"{path}.as",
+                f"AS {spine_as} is the ToR's own AS (tor.as)",
+                "use the spine's AS, a different one: the ToR peers with the spine over eBGP",
+            )
         if len(self.errors) > errors_before:
             return None
         return {"address": str(address), "peer": str(peer), "as": spine_as}
@@ -302,7 +391,9 @@ class _Checker(CrossChecks, FieldReader):
         return True
 
     def host(self, data: Any, path: str, rack: Rack, subnet, gateway, peer) -> Host | None:
-        data = self.mapping(data, path, "{name: m1, address: 10.10.1.11, roles: [worker], size: {cpu: 16, memory_gib: 64}}")
+        data = self.mapping(
+            data, path, "{name: m1, address: 10.10.1.11, roles: [worker], size: {cpu: 16, memory_gib: 64}}"
+        )
         if data is None:
             return None
         self.unknown_keys(data, _HOST_KEYS, path)
@@ -315,16 +406,25 @@ class _Checker(CrossChecks, FieldReader):
         cpu, memory = self.size(data, path)
         host_vars = self.take(data, "vars", path, self.variables, "{node_labels: {disk: ssd}}", required=False)
         host = Host(
-            name=name, address=str(address) if address else None, roles=roles, cpu=cpu, memory_gib=memory,
-            vars=host_vars or {}, rack=rack.name, room=rack.room,
+            name=name,
+            address=str(address) if address else None,
+            roles=roles,
+            cpu=cpu,
+            memory_gib=memory,
+            vars=host_vars or {},
+            rack=rack.name,
+            room=rack.room,
         )
         self.paths[id(host)] = path
         return host
 
     def host_address(self, path: str, address, host: str | None, rack: str | None, subnet, gateway, peer) -> None:
         if address.version != subnet.version or address not in subnet:
-            self.fail(path, f"{address} is outside rack {rack}'s subnet {subnet}",
-                      f"use an address in {subnet} or move {host or 'the host'} to the rack whose subnet holds it")
+            self.fail(
+                path,
+                f"{address} is outside rack {rack}'s subnet {subnet}",
+                f"use an address in {subnet} or move {host or 'the host'} to the rack whose subnet holds it",
+            )
         elif address == subnet.network_address or (subnet.version == 4 and address == subnet.broadcast_address):
             kind = "network" if address == subnet.network_address else "broadcast"
             self.fail(path, f"{address} is the {kind} address of {subnet}", f"use a host address in {subnet}")
@@ -368,15 +468,21 @@ class _Checker(CrossChecks, FieldReader):
 
     def positive_int(self, value: Any, path: str, example: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            self.fail(path, f"expected a positive integer, got {type_name(value)} {shown(value)}",
-                      f"write the number of logical CPUs without quotes, e.g. {example}")
+            self.fail(
+                path,
+                f"expected a positive integer, got {type_name(value)} {shown(value)}",
+                f"write the number of logical CPUs without quotes, e.g. {example}",
+            )
             return None
         return value
 
     def positive_number(self, value: Any, path: str, example: str) -> int | float | None:
         good_type = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not good_type or not math.isfinite(value) or value <= 0:
-            self.fail(path, f"expected a positive number, got {type_name(value)} {shown(value)}",
-                      f"write the memory in GiB without quotes, e.g. {example}")
+            self.fail(
+                path,
+                f"expected a positive number, got {type_name(value)} {shown(value)}",
+                f"write the memory in GiB without quotes, e.g. {example}",
+            )
             return None
         return value

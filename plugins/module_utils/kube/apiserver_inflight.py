@@ -29,13 +29,16 @@ def apiserver_inflight(qps_target, apiservers, failures=1, latency_s=1.0, mutati
         qps, count, lost = float(qps_target), int(apiservers), int(failures)
         latency, share = float(latency_s), float(mutating_share)
     except (TypeError, ValueError) as exc:
-        raise ApiserverInflightError(f"non-numeric input ({exc}); fix: e.g. "
-                                     "8500 | idcloud.platform.apiserver_inflight(10)")
+        raise ApiserverInflightError(
+            f"non-numeric input ({exc}); fix: e.g. 8500 | idcloud.platform.apiserver_inflight(10)"
+        )
     if qps <= 0:
         raise ApiserverInflightError(f"qps_target={qps_target!r} must be positive")
     if count < 1 or lost < 0 or lost >= count:
-        raise ApiserverInflightError(f"apiservers={apiservers!r}, failures={failures!r}: "
-                                     "at least one apiserver must survive; fix: failures < apiservers")
+        raise ApiserverInflightError(
+            f"apiservers={apiservers!r}, failures={failures!r}: "
+            "at least one apiserver must survive; fix: failures < apiservers"
+        )
     if latency <= 0 or not 0 < share < 1:
         raise ApiserverInflightError("latency_s must be positive and 0 < mutating_share < 1")
     per_apiserver_qps = qps / (count - lost)

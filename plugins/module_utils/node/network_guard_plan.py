@@ -30,8 +30,15 @@ def _overlaps(a, b) -> bool:
     return a.version == b.version and (a.subnet_of(b) or b.subnet_of(a))
 
 
-def network_guard_plan(cidrs, service_cidr=None, proxy_mode="iptables", action="refuse", log_rate=10,
-                       log_prefix="idcloud-guard: ", table="idcloud_guard") -> dict:
+def network_guard_plan(
+    cidrs,
+    service_cidr=None,
+    proxy_mode="iptables",
+    action="refuse",
+    log_rate=10,
+    log_prefix="idcloud-guard: ",
+    table="idcloud_guard",
+) -> dict:
     """{family, set_type, match, elements, log_rate} of the guard's ruleset; NetworkGuardError lists every problem.
 
     cidrs: the guarded ranges (network_guard_cidrs). service_cidr: the cluster's service network;
@@ -52,8 +59,11 @@ def network_guard_plan(cidrs, service_cidr=None, proxy_mode="iptables", action="
                 raise ValueError
             nets.append(ipaddress.ip_network(value.strip()))
         except ValueError:
-            err.fail(f"network_guard_cidrs[{i}]", f"{value!r} is not a network in CIDR notation",
-                     "write a network address and a prefix length, e.g. 10.96.0.0/12")
+            err.fail(
+                f"network_guard_cidrs[{i}]",
+                f"{value!r} is not a network in CIDR notation",
+                "write a network address and a prefix length, e.g. 10.96.0.0/12",
+            )
     families = sorted({n.version for n in nets})
     if len(families) > 1:
         err.fail("network_guard_cidrs", f"mixes IPv4 and IPv6 ({', '.join(map(str, nets))})", "guard one family")
@@ -62,11 +72,17 @@ def network_guard_plan(cidrs, service_cidr=None, proxy_mode="iptables", action="
     if isinstance(log_rate, str) and log_rate.strip().isdigit():
         log_rate = int(log_rate)
     if isinstance(log_rate, bool) or not isinstance(log_rate, int) or log_rate < 0:
-        err.fail("network_guard_log_rate", f"{log_rate!r} is not a whole number of lines per second",
-                 "0 or more (0 logs nothing)")
+        err.fail(
+            "network_guard_log_rate",
+            f"{log_rate!r} is not a whole number of lines per second",
+            "0 or more (0 logs nothing)",
+        )
     if not isinstance(log_prefix, str) or len(log_prefix) > MAX_LOG_PREFIX or '"' in log_prefix:
-        err.fail("network_guard_log_prefix", f"{log_prefix!r} is not text of at most {MAX_LOG_PREFIX} characters "
-                 "without a double quote", "shorten it")
+        err.fail(
+            "network_guard_log_prefix",
+            f"{log_prefix!r} is not text of at most {MAX_LOG_PREFIX} characters without a double quote",
+            "shorten it",
+        )
     if not isinstance(table, str) or not TABLE_NAME.match(table):
         err.fail("network_guard_table", f"{table!r} is not an nftables name", "letters, digits and _, a letter first")
     if proxy_mode == "ipvs" and service_cidr:
@@ -77,10 +93,13 @@ def network_guard_plan(cidrs, service_cidr=None, proxy_mode="iptables", action="
         else:
             hit = [str(n) for n in nets if _overlaps(n, service)]
             if hit:
-                err.fail("network_guard_cidrs", f"{', '.join(hit)} overlaps the service network {service} and "
-                         "kube-proxy runs in ipvs mode, which keeps the Service address as a packet's destination, "
-                         "so every Service would be refused",
-                         "kube_proxy_mode iptables or nftables, or leave the service network out")
+                err.fail(
+                    "network_guard_cidrs",
+                    f"{', '.join(hit)} overlaps the service network {service} and "
+                    "kube-proxy runs in ipvs mode, which keeps the Service address as a packet's destination, "
+                    "so every Service would be refused",
+                    "kube_proxy_mode iptables or nftables, or leave the service network out",
+                )
     err.raise_if_any()
     family = families[0]
     return {

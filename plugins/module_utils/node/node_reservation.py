@@ -58,11 +58,13 @@ def _positive(value, field):
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise NodeReservationError(f"{field}={value!r} is not a number; "
-                                   "fix: give the node's size, e.g. {cpu: 32, memory_gib: 128}")
+        raise NodeReservationError(
+            f"{field}={value!r} is not a number; fix: give the node's size, e.g. {{cpu: 32, memory_gib: 128}}"
+        )
     if isinstance(value, bool) or number <= 0:
-        raise NodeReservationError(f"{field}={value!r} must be positive; "
-                                   "fix: give the node's size, e.g. {cpu: 32, memory_gib: 128}")
+        raise NodeReservationError(
+            f"{field}={value!r} must be positive; fix: give the node's size, e.g. {{cpu: 32, memory_gib: 128}}"
+        )
     return number
 
 
@@ -74,8 +76,7 @@ def node_reservation(size, system_share=0.3, eviction_hard_mib=EVICTION_HARD_MIB
     kubelet will report (capacity - kube-reserved - system-reserved - eviction-hard).
     """
     if not isinstance(size, dict):
-        raise NodeReservationError(f"expected a dict like {{cpu: 32, memory_gib: 128}}, "
-                                 f"got {type(size).__name__}")
+        raise NodeReservationError(f"expected a dict like {{cpu: 32, memory_gib: 128}}, got {type(size).__name__}")
     cpu = _positive(size.get("cpu"), "cpu")
     if "memory_mib" in size:
         memory_mib = _positive(size["memory_mib"], "memory_mib")
@@ -100,6 +101,5 @@ def node_reservation(size, system_share=0.3, eviction_hard_mib=EVICTION_HARD_MIB
         "kube_reserved": {"cpu": f"{kube_cpu}m", "memory": f"{kube_mem}Mi"},
         "system_reserved": {"cpu": f"{system_cpu}m", "memory": f"{system_mem}Mi"},
         "eviction_hard": {"memory.available": f"{eviction}Mi"},
-        "allocatable": {"cpu_millicores": capacity_cpu - total_cpu,
-                        "memory_mib": capacity_mem - total_mem - eviction},
+        "allocatable": {"cpu_millicores": capacity_cpu - total_cpu, "memory_mib": capacity_mem - total_mem - eviction},
     }

@@ -15,29 +15,29 @@ import os
 import re
 import tempfile
 
-PROC_SYS = '/proc/sys'
-DEFAULT_PATH = '/etc/sysctl.d/90-idcloud.conf'
+PROC_SYS = "/proc/sys"
+DEFAULT_PATH = "/etc/sysctl.d/90-idcloud.conf"
 
 HEADER = (
-    '# Managed by idcloud (idcloud.platform.sysctl_profile). Do not edit by hand:\n'
-    '# local changes are overwritten on the next run. Change the inventory instead.\n'
+    "# Managed by idcloud (idcloud.platform.sysctl_profile). Do not edit by hand:\n"
+    "# local changes are overwritten on the next run. Change the inventory instead.\n"
 )
 
 ARGUMENT_SPEC = dict(
-    values=dict(type='dict', required=True),
-    path=dict(type='path', default=DEFAULT_PATH),
-    apply=dict(type='bool', default=True),
-    unsupported=dict(type='str', default='warn', choices=['warn', 'fail']),
-    raise_only=dict(type='list', elements='str', default=[]),
+    values=dict(type="dict", required=True),
+    path=dict(type="path", default=DEFAULT_PATH),
+    apply=dict(type="bool", default=True),
+    unsupported=dict(type="str", default="warn", choices=["warn", "fail"]),
+    raise_only=dict(type="list", elements="str", default=[]),
 )
 ARGUMENT_CONSTRAINTS = dict(supports_check_mode=True)
 
-ABSENT = 'absent from the running kernel (module not loaded, or not in this network namespace)'
-READ_ONLY = 'read-only here (a global key in a container or network namespace, or a read-only /proc/sys)'
+ABSENT = "absent from the running kernel (module not loaded, or not in this network namespace)"
+READ_ONLY = "read-only here (a global key in a container or network namespace, or a read-only /proc/sys)"
 
 # Keys as sysctl(8) accepts them: dotted, or slashed when a component (a VLAN device) holds a dot.
-_KEY_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:@/+-]*$')
-_INT_RE = re.compile(r'^-?[0-9]+$')
+_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@/+-]*$")
+_INT_RE = re.compile(r"^-?[0-9]+$")
 
 
 class SysctlProfileError(Exception):
@@ -53,32 +53,33 @@ def normalize_value(value):
     if value is None:
         return None
     if isinstance(value, bool):
-        return '1' if value else '0'
+        return "1" if value else "0"
     if isinstance(value, (list, tuple)):
-        return ' '.join(normalize_value(v) for v in value)
-    return ' '.join(str(value).split())
+        return " ".join(normalize_value(v) for v in value)
+    return " ".join(str(value).split())
 
 
 def key_to_path(key, proc_root=PROC_SYS):
     """Map "net.ipv4.ip_forward" (or "net/ipv4/conf/eth0.1/rp_filter") to its /proc/sys file."""
-    if not _KEY_RE.match(key) or '..' in key.split('/') or '//' in key:
+    if not _KEY_RE.match(key) or ".." in key.split("/") or "//" in key:
         raise SysctlProfileError(
             "sysctl key %r is not a valid name: use dots (net.ipv4.ip_forward) or, when a "
-            "component holds a dot, slashes (net/ipv4/conf/eth0.100/rp_filter)" % key)
-    relative = key if '/' in key else key.replace('.', '/')
+            "component holds a dot, slashes (net/ipv4/conf/eth0.100/rp_filter)" % key
+        )
+    relative = key if "/" in key else key.replace(".", "/")
     return os.path.join(proc_root, relative)
 
 
 def render_file(values):
     """Render the sysctl.d file: a fixed header and one sorted "key = value" line per key."""
-    lines = ['%s = %s\n' % (key, values[key]) for key in sorted(values)]
-    return HEADER + ''.join(lines)
+    lines = ["%s = %s\n" % (key, values[key]) for key in sorted(values)]
+    return HEADER + "".join(lines)
 
 
 def read_text(path):
     """Return a file's text, or None when it does not exist."""
     try:
-        with open(path, encoding='utf-8') as handle:
+        with open(path, encoding="utf-8") as handle:
             return handle.read()
     except OSError as exc:
         if exc.errno == errno.ENOENT:
@@ -89,10 +90,10 @@ def read_text(path):
 def read_live(path):
     """Return (normalised live value, None) or (None, reason it could not be read)."""
     try:
-        with open(path, encoding='utf-8') as handle:
+        with open(path, encoding="utf-8") as handle:
             return normalize_value(handle.read()), None
     except OSError as exc:
-        return None, 'cannot read %s: %s' % (path, exc.strerror or exc)
+        return None, "cannot read %s: %s" % (path, exc.strerror or exc)
 
 
 def _writable(path):
@@ -101,7 +102,7 @@ def _writable(path):
 
 
 def _write_proc(path, value):
-    with open(path, 'w', encoding='utf-8') as handle:
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write(value)
 
 
@@ -110,20 +111,20 @@ def _is_int(text):
 
 
 def _render_live(values):
-    return ''.join('%s = %s\n' % (key, values[key]) for key in sorted(values))
+    return "".join("%s = %s\n" % (key, values[key]) for key in sorted(values))
 
 
 class Plan:
     """Everything decided before acting: what the file and the live values should become."""
 
     def __init__(self):
-        self.desired = {}          # key -> value to write to the file (after raise_only)
-        self.live = {}             # key -> live value read from /proc/sys (readable keys only)
-        self.drift = {}            # key -> {'live', 'desired'}: live values that differ
-        self.to_set = {}           # key -> value: live values this run will set
-        self.unsupported = {}      # key -> reason: kernel lacks the key or will not let us set it
-        self.file_before = None    # current file content (None: no file)
-        self.file_after = ''
+        self.desired = {}  # key -> value to write to the file (after raise_only)
+        self.live = {}  # key -> live value read from /proc/sys (readable keys only)
+        self.drift = {}  # key -> {'live', 'desired'}: live values that differ
+        self.to_set = {}  # key -> value: live values this run will set
+        self.unsupported = {}  # key -> reason: kernel lacks the key or will not let us set it
+        self.file_before = None  # current file content (None: no file)
+        self.file_after = ""
 
     @property
     def file_changed(self):
@@ -142,10 +143,10 @@ def plan_profile(values, path, apply=True, raise_only=(), proc_root=PROC_SYS):
         desired = normalize_value(values[key])
         if desired is None:
             continue
-        if desired == '':
+        if desired == "":
             raise SysctlProfileError(
-                "sysctl key %s has an empty value: give it a value, or null to leave it out "
-                "of the profile" % key)
+                "sysctl key %s has an empty value: give it a value, or null to leave it out of the profile" % key
+            )
         proc_path = key_to_path(key, proc_root)
         if not os.path.isfile(proc_path):
             plan.desired[key] = desired
@@ -163,7 +164,7 @@ def plan_profile(values, path, apply=True, raise_only=(), proc_root=PROC_SYS):
         plan.desired[key] = desired
         if live == desired:
             continue
-        plan.drift[key] = {'live': live, 'desired': desired}
+        plan.drift[key] = {"live": live, "desired": desired}
         if not apply:
             continue
         if not _writable(proc_path):
@@ -183,11 +184,13 @@ def write_live(key, value, proc_root=PROC_SYS):
         _write_proc(proc_path, value)
     except OSError as exc:
         if exc.errno in (errno.EPERM, errno.EACCES, errno.EROFS):
-            return 'the kernel refused to set it here (%s; not permitted in this container or namespace)' % (
-                exc.strerror or exc)
+            return "the kernel refused to set it here (%s; not permitted in this container or namespace)" % (
+                exc.strerror or exc
+            )
         raise SysctlProfileError(
             "the kernel rejected %s = %s (%s): fix the value in the profile or its override"
-            % (key, value, exc.strerror or exc)) from exc
+            % (key, value, exc.strerror or exc)
+        ) from exc
     return None
 
 
@@ -199,12 +202,12 @@ class SysctlProfileRunner:
         self.proc_root = proc_root
 
     def _write_file(self, path, content):
-        directory = os.path.dirname(path) or '.'
+        directory = os.path.dirname(path) or "."
         if not os.path.isdir(directory):
             os.makedirs(directory, 0o755)
-        fd, tmp = tempfile.mkstemp(prefix='.idcloud-sysctl-', dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=".idcloud-sysctl-", dir=directory)
         try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(content)
             os.chmod(tmp, 0o644)
             self.module.atomic_move(tmp, path)
@@ -215,19 +218,23 @@ class SysctlProfileRunner:
     def _fail_unsupported(self, plan, path, changed):
         keys = sorted(plan.unsupported)
         self.module.fail_json(
-            msg='sysctl keys not supported on this host: %s. Load the kernel module that provides '
-                'them, leave them out of the profile (null in the overrides), or use '
-                'unsupported=warn to only write them to %s' % (
-                    '; '.join('%s: %s' % (k, plan.unsupported[k]) for k in keys), path),
-            unsupported=keys, unsupported_reasons=plan.unsupported, changed=changed)
+            msg="sysctl keys not supported on this host: %s. Load the kernel module that provides "
+            "them, leave them out of the profile (null in the overrides), or use "
+            "unsupported=warn to only write them to %s"
+            % ("; ".join("%s: %s" % (k, plan.unsupported[k]) for k in keys), path),
+            unsupported=keys,
+            unsupported_reasons=plan.unsupported,
+            changed=changed,
+        )
 
     def run(self):
         params = self.module.params
-        path = params['path']
-        strict = params['unsupported'] == 'fail'
+        path = params["path"]
+        strict = params["unsupported"] == "fail"
         try:
-            plan = plan_profile(params['values'], path, apply=params['apply'],
-                                raise_only=params['raise_only'], proc_root=self.proc_root)
+            plan = plan_profile(
+                params["values"], path, apply=params["apply"], raise_only=params["raise_only"], proc_root=self.proc_root
+            )
         except SysctlProfileError as exc:
             self.module.fail_json(msg=str(exc))
         if strict and plan.unsupported:
@@ -256,20 +263,28 @@ class SysctlProfileRunner:
         for key in sorted(written):
             if written[key] != plan.to_set[key]:
                 self.module.warn(
-                    'sysctl %s: wrote %s but the kernel reads back %s; set the profile value to %s '
-                    'or every run will report a change' % (key, plan.to_set[key], written[key], written[key]))
+                    "sysctl %s: wrote %s but the kernel reads back %s; set the profile value to %s "
+                    "or every run will report a change" % (key, plan.to_set[key], written[key], written[key])
+                )
         unsupported = sorted(plan.unsupported)
         if unsupported:
             # One warning per run, grouped by reason: a container host has several such keys.
             groups = {}
             for key in unsupported:
-                shown = '%s=%s' % (key, plan.desired[key])
+                shown = "%s=%s" % (key, plan.desired[key])
                 if key in plan.live and plan.live[key] != plan.desired[key]:
-                    shown += ' (live %s)' % plan.live[key]
+                    shown += " (live %s)" % plan.live[key]
                 groups.setdefault(plan.unsupported[key], []).append(shown)
-            self.module.warn('sysctl keys not applied live, still written to %s for the next boot. %s' % (
-                path, ' '.join('%s%s: %s.' % (reason[0].upper(), reason[1:], ', '.join(keys))
-                               for reason, keys in sorted(groups.items()))))
+            self.module.warn(
+                "sysctl keys not applied live, still written to %s for the next boot. %s"
+                % (
+                    path,
+                    " ".join(
+                        "%s%s: %s." % (reason[0].upper(), reason[1:], ", ".join(keys))
+                        for reason, keys in sorted(groups.items())
+                    ),
+                )
+            )
 
         result = dict(
             changed=plan.changed,
@@ -285,11 +300,13 @@ class SysctlProfileRunner:
             live_before = dict((k, v) for k, v in plan.live.items() if k in plan.desired)
             live_after = dict(live_before)
             live_after.update(plan.to_set)
-            result['diff'] = [
-                dict(before_header=path, after_header=path,
-                     before=plan.file_before or '', after=plan.file_after),
-                dict(before_header='live values (%s)' % self.proc_root,
-                     after_header='live values (%s)' % self.proc_root,
-                     before=_render_live(live_before), after=_render_live(live_after)),
+            result["diff"] = [
+                dict(before_header=path, after_header=path, before=plan.file_before or "", after=plan.file_after),
+                dict(
+                    before_header="live values (%s)" % self.proc_root,
+                    after_header="live values (%s)" % self.proc_root,
+                    before=_render_live(live_before),
+                    after=_render_live(live_after),
+                ),
             ]
         return result

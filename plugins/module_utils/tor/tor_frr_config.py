@@ -49,9 +49,20 @@ class TorReader(PlanReader):
     error_class = TorConfigError
 
 
-def render_tor_frr(rack, tor_name, tor_as, tor_peer, node_as, node_addresses, pod_cidr, fixed_ip_cidr=None,
-                   service_cidr=None, advertise_service_cidr=False, uplink=None,
-                   block_size=DEFAULT_BLOCK_SIZE) -> str:
+def render_tor_frr(
+    rack,
+    tor_name,
+    tor_as,
+    tor_peer,
+    node_as,
+    node_addresses,
+    pod_cidr,
+    fixed_ip_cidr=None,
+    service_cidr=None,
+    advertise_service_cidr=False,
+    uplink=None,
+    block_size=DEFAULT_BLOCK_SIZE,
+) -> str:
     """The FRR 8.4 configuration of one ToR: the rack's servers, and the spine when there is an uplink.
 
     node_addresses: the addresses of the rack's Calico nodes. uplink: {"address":
@@ -67,7 +78,9 @@ def render_tor_frr(rack, tor_name, tor_as, tor_peer, node_as, node_addresses, po
     servers_as = err.as_number(node_as, "node_as")
     router_id = err.ipv4(tor_peer, f"rack {rack} tor_peer")
     if local_as is not None and local_as == servers_as:
-        err.fail(f"rack {rack} tor_as", f"AS {local_as} is node_as", "give the ToR its own AS: nodes and ToRs peer over eBGP")
+        err.fail(
+            f"rack {rack} tor_as", f"AS {local_as} is node_as", "give the ToR its own AS: nodes and ToRs peer over eBGP"
+        )
     service = None
     if service_cidr is not None or advertise_service_cidr:
         service = err.cidr(service_cidr, "service_cidr", "10.96.0.0/16")
@@ -81,7 +94,9 @@ def render_tor_frr(rack, tor_name, tor_as, tor_peer, node_as, node_addresses, po
         spine_ip = err.ipv4(uplink.get("peer"), f"rack {rack} uplink.peer")
         spine_as = err.as_number(uplink.get("as"), f"rack {rack} uplink.as")
         if spine_as is not None and spine_as in (local_as, servers_as):
-            err.fail(f"rack {rack} uplink.as", f"AS {spine_as} is the ToR's or the servers' AS", "give the spine its own AS")
+            err.fail(
+                f"rack {rack} uplink.as", f"AS {spine_as} is the ToR's or the servers' AS", "give the spine its own AS"
+            )
         spine = (spine_ip, spine_as, uplink.get("address"))
     err.raise_if_any()
 
@@ -166,15 +181,30 @@ def render_tor_frr(rack, tor_name, tor_as, tor_peer, node_as, node_addresses, po
 def hosts_from_description(desc) -> list[dict[str, Any]]:
     """Every host of a parsed IdcDescription, in the shape tor_frr_configs_for_hosts takes."""
     return [
-        {"name": host.name, "address": host.address, "rack": rack.name, "tor_name": rack.tor_name,
-         "tor_as": rack.tor_as, "tor_peer": rack.tor_peer, "tor_uplink": rack.tor_uplink,
-         "node": "worker" in host.roles}
-        for rack in desc.iter_racks() for host in rack.hosts
+        {
+            "name": host.name,
+            "address": host.address,
+            "rack": rack.name,
+            "tor_name": rack.tor_name,
+            "tor_as": rack.tor_as,
+            "tor_peer": rack.tor_peer,
+            "tor_uplink": rack.tor_uplink,
+            "node": "worker" in host.roles,
+        }
+        for rack in desc.iter_racks()
+        for host in rack.hosts
     ]
 
 
-def tor_frr_configs_for_hosts(hosts, pod_cidr, node_as, block_size=DEFAULT_BLOCK_SIZE, fixed_ip_cidr=None,
-                              service_cidr=None, advertise_service_cidr=False) -> dict[str, str]:
+def tor_frr_configs_for_hosts(
+    hosts,
+    pod_cidr,
+    node_as,
+    block_size=DEFAULT_BLOCK_SIZE,
+    fixed_ip_cidr=None,
+    service_cidr=None,
+    advertise_service_cidr=False,
+) -> dict[str, str]:
     """{tor_name: FRR configuration} for every rack that has at least one host.
 
     hosts: [{name, address, rack, tor_name, tor_as, tor_peer, tor_uplink, node}, ...]; the
@@ -191,13 +221,26 @@ def tor_frr_configs_for_hosts(hosts, pod_cidr, node_as, block_size=DEFAULT_BLOCK
         first = rack["host"]
         tor_name = str(first["tor_name"])
         if tor_name in owner:
-            raise TorConfigError([f"rack {name} tor_name: {tor_name} is also the ToR of rack {owner[tor_name]}; "
-                                   "fix: give every rack's ToR its own name (tor.name in the IDC description)"])
+            raise TorConfigError(
+                [
+                    f"rack {name} tor_name: {tor_name} is also the ToR of rack {owner[tor_name]}; "
+                    "fix: give every rack's ToR its own name (tor.name in the IDC description)"
+                ]
+            )
         owner[tor_name] = name
         configs[tor_name] = render_tor_frr(
-            name, tor_name, first["tor_as"], first["tor_peer"], node_as, rack["nodes"], pod_cidr,
-            fixed_ip_cidr=fixed_ip_cidr, service_cidr=service_cidr, advertise_service_cidr=advertise_service_cidr,
-            uplink=first.get("tor_uplink"), block_size=block_size,
+            name,
+            tor_name,
+            first["tor_as"],
+            first["tor_peer"],
+            node_as,
+            rack["nodes"],
+            pod_cidr,
+            fixed_ip_cidr=fixed_ip_cidr,
+            service_cidr=service_cidr,
+            advertise_service_cidr=advertise_service_cidr,
+            uplink=first.get("tor_uplink"),
+            block_size=block_size,
         )
     return dict(sorted(configs.items()))
 
@@ -205,7 +248,11 @@ def tor_frr_configs_for_hosts(hosts, pod_cidr, node_as, block_size=DEFAULT_BLOCK
 def tor_frr_configs(desc) -> dict[str, str]:
     """{tor_name: FRR configuration} of every rack with hosts in a parsed IdcDescription."""
     return tor_frr_configs_for_hosts(
-        hosts_from_description(desc), desc.pod_cidr, desc.node_as, block_size=desc.pod_block_size,
-        fixed_ip_cidr=desc.fixed_ip_cidr, service_cidr=desc.service_cidr,
+        hosts_from_description(desc),
+        desc.pod_cidr,
+        desc.node_as,
+        block_size=desc.pod_block_size,
+        fixed_ip_cidr=desc.fixed_ip_cidr,
+        service_cidr=desc.service_cidr,
         advertise_service_cidr=desc.advertise_service_cidr,
     )
