@@ -1,0 +1,132 @@
+"""End to end, the hardening on the session's converged cluster (conftest.py): Secrets
+encrypted in etcd, the audit trail of a change, the TLS the apiserver and the kubelets
+accept, and the kubelet's own settings, each read back from the real component."""
+
+import base64
+import json
+import socket
+import ssl
+
+import pytest
+from kubernetes import client
+
+from e2e import FIGURES, ctr, hosts_with, pod_exec, wait_for, web_pods
+from lab_helpers import podman_exec
+
+NS = "idcloud-demo"
+SECRET = "e2e-hardening"
+PLAIN = "plain-text-that-must-not-reach-etcd"
+# What Go's TLS 1.2 server offers by default and the collection's cipher list does not:
+# ECDHE with AES-CBC and SHA-1 MACs
+WEAK = "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA"
+STRONG = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+
+
+def audit_entries(host, name):
+    out = podman_exec(ctr(host), "sh", "-c", f"grep -h '\"{name}\"' /var/log/kubernetes/audit/audit.log*", check=False)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def secret(cluster):
+    core = cluster["core"]
+    body = client.V1Secret(metadata=client.V1ObjectMeta(name=SECRET), string_data={"password": PLAIN})
+    core.create_namespaced_secret(NS, body)
+    try:
+        yield SECRET
+    finally:
+        core.delete_namespaced_secret(SECRET, NS)
+
+
+def test_a_secret_is_encrypted_in_etcd_and_its_change_is_audited(cluster, secret):
+    core = cluster["core"]
+    etcd_host = hosts_with(cluster["desc"], "etcd")[0]["name"]
+    raw = podman_exec(
+        ctr(etcd_host),
+        "sh",
+        "-c",
+        f"etcdctl-cluster get /registry/secrets/{NS}/{secret} --print-value-only | base64 -w0",
+    ).stdout
+    value = base64.b64decode(raw)
+    assert value, "no such key in etcd"
+    assert value.startswith(b"k8s:enc:secretbox:v1:key1:"), value[:64]
+    assert PLAIN.encode() not in value
+    read = core.read_namespaced_secret(secret, NS)
+    assert base64.b64decode(read.data["password"]).decode() == PLAIN
+
+    core.patch_namespaced_secret(secret, NS, {"metadata": {"labels": {"audited": "yes"}}})
+    control_planes = [h["name"] for h in hosts_with(cluster["desc"], "control_plane")]
+
+    def patched():
+        found = {}
+        for host in control_planes:
+            for e in audit_entries(host, secret):
+                ref = e.get("objectRef", {})
+                if e.get("verb") == "patch" and ref.get("resource") == "secrets" and ref.get("name") == secret:
+                    found[host] = e
+        return found
+
+    found = wait_for(f"an audit entry of the patch of {secret} on an apiserver", patched, 30)
+    host, entry = next(iter(found.items()))
+    assert entry["user"]["username"] == "idcloud-admin", entry["user"]
+    assert entry["objectRef"]["namespace"] == NS
+    # Metadata: who and what, never the Secret's content
+    assert entry["level"] == "Metadata" and "requestObject" not in entry and "responseObject" not in entry, entry
+    assert entry["stage"] in ("ResponseComplete", "Panic")
+    FIGURES["audit_secret_patch"] = {"apiserver": host, "user": entry["user"]["username"], "verb": entry["verb"]}
+
+
+def handshake(address, port, ciphers):
+    """The TLS 1.2 cipher the server picks from `ciphers`, or the SSLError of its refusal
+    (the certificate is not the question here)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(ciphers)  # raises here if this client cannot offer them at all
+    with socket.create_connection((address, port), timeout=5) as sock:
+        try:
+            with ctx.wrap_socket(sock) as tls:
+                return tls.cipher()[0]
+        except ssl.SSLError as exc:
+            return exc
+
+
+@pytest.mark.parametrize("role,port", [("control_plane", 6443), ("worker", 10250)])
+def test_tls_1_2_offers_only_strong_ciphers(cluster, role, port):
+    host = hosts_with(cluster["desc"], role)[0]
+    strong = handshake(host["address"], port, STRONG)
+    assert isinstance(strong, str) and "GCM" in strong, strong
+    weak = handshake(host["address"], port, WEAK)
+    assert isinstance(weak, ssl.SSLError), f"{host['name']}:{port} accepted {weak}"
+    FIGURES[f"tls_{role}_{port}"] = {"strong": strong, "weak": type(weak).__name__}
+
+
+def test_kubelet_has_no_read_only_port_private_files_and_default_seccomp(cluster):
+    for host in hosts_with(cluster["desc"], "worker"):
+        name = host["name"]
+        probe = "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 2)"
+        assert podman_exec(ctr(name), "python3", "-c", probe, "10250", check=False).returncode == 0
+        closed = podman_exec(ctr(name), "python3", "-c", probe, "10255", check=False)
+        assert closed.returncode != 0 and "ConnectionRefusedError" in closed.stderr, closed.stderr
+        modes = podman_exec(
+            ctr(name), "stat", "-c", "%a %n", "/var/lib/kubelet/config.yaml", "/etc/systemd/system/kubelet.service"
+        ).stdout.split("\n")
+        assert all(m.startswith("600 ") for m in modes if m), modes
+    # a pod that asked for no profile runs under the runtime's default one (2: filter mode)
+    pod = web_pods(cluster["core"])[0]
+    assert pod.spec.security_context is None or pod.spec.security_context.seccomp_profile is None
+    status = pod_exec(cluster, pod, "grep", "^Seccomp:", "/proc/1/status")
+    assert status.split() == ["Seccomp:", "2"], status
+
+
+def test_pod_service_account_tokens_are_not_extended(cluster):
+    """--service-account-extend-token-expiration=false: the token the kubelet projects into a
+    pod (asked for 3607 s) lasts that long, not the year the extension would give it."""
+    pod = web_pods(cluster["core"])[0]
+    token = pod_exec(cluster, pod, "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token").strip()
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    lifetime = claims["exp"] - claims["iat"]
+    assert 0 < lifetime <= 3607, claims
+    FIGURES["pod_token_lifetime_s"] = lifetime
