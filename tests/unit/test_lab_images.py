@@ -91,3 +91,33 @@ def test_cache_key_follows_the_sources(tmp_path, monkeypatch):
     (tmp_path / "src" / "main.go").write_text("package main // changed\n")
     assert build.content_hash("p", spec) != before
     assert build.content_hash("p", dict(spec, tag="2")) != build.content_hash("p", spec)
+
+
+def test_self_signed_tls_puts_a_matching_localhost_pair_in_the_image(tmp_path):
+    """agnhost's /localhost.crt and /localhost.key (the StatefulSet and lifecycle-hook tests):
+    a certificate for localhost and the key it was made with, both in the layer."""
+    import subprocess
+
+    build = load_builder()
+    conformance = yaml.safe_load((REPO / "lab" / "registry-images" / "conformance.yml").read_text())
+    spec = conformance["e2e-agnhost"]
+    assert spec["self_signed_tls"] == {"cn": "localhost", "cert": "localhost.crt", "key": "localhost.key"}
+    lay = build.Layer()
+    build.image_files(spec, lay, str(tmp_path))
+    with tarfile.open(fileobj=io.BytesIO(lay.tar())) as tar:
+        cert = tar.extractfile("localhost.crt").read()
+        key = tar.extractfile("localhost.key").read()
+    (tmp_path / "c").write_bytes(cert)
+    (tmp_path / "k").write_bytes(key)
+    text = subprocess.run(
+        ["openssl", "x509", "-in", tmp_path / "c", "-noout", "-subject", "-ext", "subjectAltName"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "CN = localhost" in text and "DNS:localhost" in text, text
+    pub_cert = subprocess.run(["openssl", "x509", "-in", tmp_path / "c", "-noout", "-pubkey"], capture_output=True)
+    pub_key = subprocess.run(["openssl", "pkey", "-in", tmp_path / "k", "-pubout"], capture_output=True)
+    assert pub_cert.returncode == 0 and pub_cert.stdout == pub_key.stdout
+    # the inherited tag carries the same pair
+    assert conformance["e2e-agnhost-prev"]["self_signed_tls"] == spec["self_signed_tls"]
