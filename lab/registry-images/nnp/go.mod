@@ -1,0 +1,3 @@
+module idcloud.invalid/lab/registry-images/nnp
+
+go 1.24
