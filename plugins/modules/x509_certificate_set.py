@@ -74,11 +74,12 @@ options:
         default: []
       usage:
         description:
-          - V(server) (extended key usage serverAuth) or V(client) (clientAuth). Key usage is always
-            digitalSignature and keyEncipherment, critical.
+          - V(server) (extended key usage serverAuth), V(client) (clientAuth), or V(server_client)
+            (both, for an etcd member's certificate, which serves clients and is a client of its peers).
+            Key usage is always digitalSignature and keyEncipherment, critical.
         type: str
         required: true
-        choices: [server, client]
+        choices: [server, client, server_client]
       ca:
         description: Name of the signing CA in O(cas).
         type: str

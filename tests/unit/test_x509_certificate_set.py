@@ -217,6 +217,17 @@ def test_usage_change_reissues(pki, cas):
     run(pki, cas, [APISERVER])
     result = run(pki, cas, [dict(APISERVER, usage="client")])
     assert action(result, "apiserver-cp1") == ("issue", "extended key usage is serverAuth, want clientAuth")
+    result = run(pki, cas, [dict(APISERVER, usage="server_client")])
+    assert action(result, "apiserver-cp1") == ("issue", "extended key usage is clientAuth, want clientAuth, serverAuth")
+
+
+def test_server_client_certificates_carry_both_usages(pki, cas):
+    member = dict(APISERVER, name="member-cp1", usage="server_client")
+    run(pki, cas, [member])
+    ekus = load_cert(pki, "member-cp1").extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(ekus) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    result = run(pki, cas, [member])
+    assert action(result, "member-cp1")[0] == "keep" and not result["changed"]
 
 
 def test_other_ca_reissues(pki, cas):
@@ -468,7 +479,8 @@ OLD_TASKS = textwrap.dedent("""\
             common_name: "{{ item.cn }}"
             organization_name: "{{ item.o[0] if item.o | length > 0 else omit }}"
             subject_alt_name: "{{ item.sans if item.sans | length > 0 else omit }}"
-            extended_key_usage: "{{ ['serverAuth'] if item.usage == 'server' else ['clientAuth'] }}"
+            extended_key_usage: "{{ {'server': ['serverAuth'], 'client': ['clientAuth'],
+                                     'server_client': ['serverAuth', 'clientAuth']}[item.usage] }}"
             key_usage: [digitalSignature, keyEncipherment]
             key_usage_critical: true
             mode: "0644"
@@ -512,6 +524,15 @@ def test_certificates_issued_by_community_crypto_are_kept(tmp_path, run_ansible)
             o=["system:nodes"],
             sans=["DNS:w1", "IP:10.1.0.11"],
             usage="server",
+            ca="cluster",
+        ),
+        # as the etcd role issued its members' certificates with community.crypto
+        dict(
+            name="member-cp1",
+            cn="etcd-cp1",
+            o=[],
+            sans=["DNS:cp1", "DNS:localhost", "IP:127.0.0.1", "IP:10.1.0.1"],
+            usage="server_client",
             ca="cluster",
         ),
     ]

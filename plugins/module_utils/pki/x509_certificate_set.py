@@ -45,7 +45,7 @@ ARGUMENT_SPEC = dict(
             cn=dict(type="str", required=True),
             o=dict(type="list", elements="str", default=[]),
             sans=dict(type="list", elements="str", default=[]),
-            usage=dict(type="str", required=True, choices=["server", "client"]),
+            usage=dict(type="str", required=True, choices=["server", "client", "server_client"]),
             ca=dict(type="str", required=True),
         ),
     ),
@@ -91,8 +91,13 @@ class CertSpec:
     ca: str
 
     @property
-    def eku(self):
-        return ExtendedKeyUsageOID.SERVER_AUTH if self.usage == "server" else ExtendedKeyUsageOID.CLIENT_AUTH
+    def ekus(self):
+        """The extended key usages, in the order they are written."""
+        return {
+            "server": (ExtendedKeyUsageOID.SERVER_AUTH,),
+            "client": (ExtendedKeyUsageOID.CLIENT_AUTH,),
+            "server_client": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+        }[self.usage]
 
     @property
     def subject_pairs(self):
@@ -398,8 +403,8 @@ def certificate_problems(spec, ca, cert, key, now, renew_before_days):
         change += ["drop " + _san_text(s) for s in sorted(sans - spec.sans)]
         problems.append("SANs differ: %s" % ", ".join(change))
     ekus = _cert_ekus(cert)
-    if ekus != frozenset([spec.eku]):
-        problems.append("extended key usage is %s, want %s" % (_eku_text(ekus), _eku_text([spec.eku])))
+    if ekus != frozenset(spec.ekus):
+        problems.append("extended key usage is %s, want %s" % (_eku_text(ekus), _eku_text(spec.ekus)))
     if cert.issuer != ca.cert.subject:
         problems.append(
             "issued by %s, not by CA %s (%s)"
@@ -512,7 +517,7 @@ def build_certificate(spec, public_key, ca, now, validity_days):
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([spec.eku]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(spec.ekus)), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(aki, critical=False)
     )
