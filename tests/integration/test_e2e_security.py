@@ -3,14 +3,16 @@ encrypted in etcd, the audit trail of a change, the TLS the apiserver and the ku
 accept, and the kubelet's own settings, each read back from the real component."""
 
 import base64
+import http.client
 import json
+import os
 import socket
 import ssl
 
 import pytest
 from kubernetes import client
 
-from e2e import FIGURES, ctr, hosts_with, pod_exec, wait_for, web_pods
+from e2e import CLUSTER, FIGURES, ctr, hosts_with, pod_exec, wait_for, web_pods
 from lab_helpers import podman_exec
 
 NS = "idcloud-demo"
@@ -76,14 +78,17 @@ def test_a_secret_is_encrypted_in_etcd_and_its_change_is_audited(cluster, secret
     FIGURES["audit_secret_patch"] = {"apiserver": host, "user": entry["user"]["username"], "verb": entry["verb"]}
 
 
-def handshake(address, port, ciphers):
+def handshake(address, port, ciphers, client_cert=None):
     """The TLS 1.2 cipher the server picks from `ciphers`, or the SSLError of its refusal
-    (the certificate is not the question here)."""
+    (the server's certificate is not the question here; `client_cert` is a (cert, key) pair
+    for a server that requires one, as etcd does)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(ciphers)  # raises here if this client cannot offer them at all
+    if client_cert:
+        ctx.load_cert_chain(*client_cert)
     with socket.create_connection((address, port), timeout=5) as sock:
         try:
             with ctx.wrap_socket(sock) as tls:
@@ -100,6 +105,44 @@ def test_tls_1_2_offers_only_strong_ciphers(cluster, role, port):
     weak = handshake(host["address"], port, WEAK)
     assert isinstance(weak, ssl.SSLError), f"{host['name']}:{port} accepted {weak}"
     FIGURES[f"tls_{role}_{port}"] = {"strong": strong, "weak": type(weak).__name__}
+
+
+def test_etcd_offers_only_strong_ciphers(cluster):
+    """etcd's client port, with the cluster's etcd client certificate: the same TLS 1.2 list
+    as the Kubernetes components (ETCD_CIPHER_SUITES from idcloud_tls_cipher_suites)."""
+    pki = os.path.expanduser(f"~/.idcloud/{CLUSTER}/pki/etcd")
+    cert = (os.path.join(pki, "client.crt"), os.path.join(pki, "client.key"))
+    for host in hosts_with(cluster["desc"], "etcd"):
+        strong = handshake(host["address"], 2379, STRONG, client_cert=cert)
+        assert isinstance(strong, str) and "GCM" in strong, (host["name"], strong)
+        weak = handshake(host["address"], 2379, WEAK, client_cert=cert)
+        assert isinstance(weak, ssl.SSLError), f"{host['name']}:2379 accepted {weak}"
+        FIGURES[f"tls_etcd_{host['name']}"] = {"strong": strong, "weak": type(weak).__name__}
+
+
+def anonymous_status(address, path):
+    """The status of a GET of `path` on an apiserver with no credentials at all."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(address, 6443, context=ctx, timeout=10)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_anonymous_requests_reach_only_the_health_paths(cluster):
+    """--authentication-config: anonymous requests are authenticated only on the health
+    paths HAProxy's checks and the readiness gates read; everything else is 401."""
+    seen = {}
+    for host in hosts_with(cluster["desc"], "control_plane"):
+        for path, want in (("/readyz", 200), ("/livez", 200), ("/healthz", 200), ("/version", 401), ("/api", 401)):
+            status = anonymous_status(host["address"], path)
+            seen[f"{host['name']} {path}"] = status
+            assert status == want, f"{host['name']}: anonymous GET {path} -> {status}, want {want}"
+    FIGURES["anonymous_requests"] = seen
 
 
 def test_kubelet_has_no_read_only_port_private_files_and_default_seccomp(cluster):
