@@ -75,7 +75,7 @@ def main():
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     new = not os.path.exists(RESULTS)
     with open(RESULTS, "a", newline="") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")  # the sanity test wants \n, csv's default is \r\n
         if new:
             w.writerow(["utc", "nproc", "step", "seconds", "changed"])
         for step, seconds, changed in rows:

@@ -341,7 +341,7 @@ def main():
     path = os.path.join(RESULTS, "scale-worker.csv")
     new = not os.path.exists(path)
     with open(path, "a", newline="") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")  # the sanity test wants \n, csv's default is \r\n
         if new:
             w.writerow(
                 [
