@@ -109,6 +109,9 @@ def test_cluster_service_headless_pod_and_idc_names_resolve_from_a_pod(cluster):
         spec=client.V1PodSpec(
             hostname="dns-target",
             subdomain="dns-headless",
+            # the web image reads WEB_PORT, which the Service "web" would set to tcp://<ip>:80
+            # as a Docker-link variable: httpd then exits, and the pod flaps between ready and not
+            enable_service_links=False,
             containers=[client.V1Container(name="web", image=web.spec.containers[0].image)],
         ),
     )
