@@ -17,7 +17,6 @@ author:
   - idcloud developers (@idcloud)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
   - idcloud.platform.kafka_client
 options:
   expected_brokers:

@@ -4,7 +4,8 @@ The description is inventories/lab/idc.yml (3 etcd + control-plane hosts, the LB
 the VIP, 2 workers, the mirror with its registry), moved to 10.219.x so it cannot meet the
 main lab, without its 3 etcd spares: no e2e test reads them, they cost every full site.yml
 run here about a tenth of its time (make test's budget, issue 9), and molecule's etcd
-scenario forms a spare cluster and restores onto it. conftest.py's session fixture `cluster` brings
+scenario forms a spare cluster and restores onto it. The Kafka brokers the spares carry in
+the main lab move to the control-plane host of the same rack (one per rack, as there). conftest.py's session fixture `cluster` brings
 it up once: `lab up`, site.yml --check on the fresh hosts, the first converge; every
 test_e2e_* module reads that one cluster, and the drills (marker `drill`) run last.
 Everything here reads real state: the Node objects the kubelets report, the kubernetes
@@ -54,7 +55,11 @@ def converged_cluster(tmp_dir):
     desc["cluster"]["name"] = CLUSTER
     desc["lab"]["name"] = LAB
     for rack in racks(desc):
-        rack["hosts"] = [h for h in rack["hosts"] if h["roles"] != ["etcd_spare"]]
+        moved = {role for h in rack["hosts"] if "etcd_spare" in h["roles"] for role in h["roles"]} - {"etcd_spare"}
+        rack["hosts"] = [h for h in rack["hosts"] if "etcd_spare" not in h["roles"]]
+        if moved:
+            host = next(h for h in rack["hosts"] if "control_plane" in h["roles"])
+            host["roles"] = host["roles"] + sorted(moved - set(host["roles"]))
     assert not hosts_with(desc, "etcd_spare"), "a host with etcd_spare and another role: keep it, or drop the role"
     idc = write_inventory(tmp_dir, desc)
     logs = os.path.join(tmp_dir, "logs")

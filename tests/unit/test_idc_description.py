@@ -665,6 +665,17 @@ def test_etcd_spares_are_zero_or_odd(desc, spares, ok):
         assert only_error(desc).startswith(f"role etcd_spare: {spares} hosts have it")
 
 
+@pytest.mark.parametrize("brokers, ok", [(0, True), (2, False), (3, True), (4, False), (5, True)])
+def test_kafka_hosts_are_zero_or_odd_they_are_its_controllers(desc, brokers, ok):
+    desc["rooms"][1]["racks"][0]["hosts"] += [host(f"kf{i}", f"10.10.3.{60 + i}", ["kafka"]) for i in range(brokers)]
+    if ok:
+        assert len(parse_description(desc).hosts_with_role("kafka")) == brokers
+    else:
+        error = only_error(desc)
+        assert error.startswith(f"role kafka: {brokers} hosts have it (kf0, kf1")
+        assert "fix: use an odd number of kafka hosts" in error
+
+
 # -- sizes and AS numbers -------------------------------------------------------------------
 
 

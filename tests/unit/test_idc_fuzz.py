@@ -102,7 +102,8 @@ def valid_descriptions(draw):
     extra = draw(
         st.lists(
             st.sets(
-                st.sampled_from([r for r in KNOWN_ROLES if r not in ("etcd", "etcd_spare", "lb")]),
+                # quorum roles have their own draws: an odd count is the rule
+                st.sampled_from([r for r in KNOWN_ROLES if r not in ("etcd", "etcd_spare", "lb", "kafka")]),
                 min_size=1,
                 max_size=3,
             ),
@@ -119,6 +120,17 @@ def valid_descriptions(draw):
                 "roles": sorted(roles),
                 "size": {"cpu": 4, "memory_gib": 16},
                 "vars": {"note": f"extra {n}"},
+            }
+        )
+    for n in range(draw(st.sampled_from([0, 1, 3]))):
+        rack = racks[n % racks_count]
+        index = int(rack["name"][1:])
+        rack["hosts"].append(
+            {
+                "name": f"k{n + 1}",
+                "address": f"{net(index)}{60 + n}",
+                "roles": ["kafka"],
+                "size": {"cpu": 8, "memory_gib": 32},
             }
         )
     cluster = {

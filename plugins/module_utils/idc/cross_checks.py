@@ -53,6 +53,8 @@ class CrossChecks:
         if desc.rooms and not self.role_errors:
             self.quorum(desc, "etcd", allow_zero=False)
             self.quorum(desc, "etcd_spare", allow_zero=True)
+            # every kafka host is a KRaft controller: the same majority rule
+            self.quorum(desc, "kafka", allow_zero=True)
             if not partial:
                 self.required_roles(desc)
             self.lb_backends(desc)

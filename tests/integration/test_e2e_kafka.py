@@ -1,0 +1,235 @@
+"""End to end, the Kafka cluster of the session's lab (conftest.py): KRaft brokers on the
+control-plane hosts, one per rack, mutual TLS. Every check talks to the real brokers with a
+real client (confluent-kafka) holding the collection's client certificate, from the control
+host: brokers and racks from the cluster's metadata, replicas per partition, a client refused
+without a certificate, and numbered messages read back after a broker stopped mid-stream.
+A rolling restart for a changed setting runs with the drills (it leaves the setting)."""
+
+import logging
+import os
+import threading
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from e2e import CLUSTER, FIGURES, ctr, hosts_with, rack_of, wait_for
+from lab_helpers import playbook, podman_exec
+
+PKI = os.path.expanduser(f"~/.idcloud/{CLUSTER}/pki/kafka")
+PORT = 9093
+
+
+def brokers_of(desc):
+    return {h["name"]: h["address"] for h in hosts_with(desc, "kafka")}
+
+
+def tls(desc, cert=True):
+    conf = {
+        "bootstrap.servers": ",".join(f"{a}:{PORT}" for a in brokers_of(desc).values()),
+        "security.protocol": "SSL",
+        "ssl.ca.location": f"{PKI}/ca.crt",
+    }
+    if cert:
+        conf.update(
+            {"ssl.certificate.location": f"{PKI}/client-admin.crt", "ssl.key.location": f"{PKI}/client-admin.key"}
+        )
+    return conf
+
+
+def health(admin):
+    md = admin.list_topics(timeout=10)
+    under = [
+        f"{t}-{p.id}"
+        for t, topic in md.topics.items()
+        for p in topic.partitions.values()
+        if len(p.isrs) < len(p.replicas)
+    ]
+    return md, under
+
+
+@pytest.fixture(scope="module")
+def admin(cluster):
+    return AdminClient(tls(cluster["desc"]))
+
+
+@pytest.fixture
+def topic(cluster, admin):
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    futures = admin.create_topics([NewTopic(name, 3, 3, config={"min.insync.replicas": "2"})], operation_timeout=30)
+    futures[name].result(timeout=60)
+    yield name
+    admin.delete_topics([name], operation_timeout=30)[name].result(timeout=60)
+
+
+def test_every_kafka_host_is_a_broker_in_its_rack(cluster, admin):
+    desc = cluster["desc"]
+    md = admin.list_topics(timeout=10)
+    live = {b.host: b.id for b in md.brokers.values()}
+    assert sorted(live) == sorted(brokers_of(desc).values())
+    assert md.controller_id in live.values()
+    racks = {}
+    for host, address in brokers_of(desc).items():
+        resource = ConfigResource("broker", str(live[address]))
+        config = admin.describe_configs([resource])[resource].result(timeout=30)
+        racks[live[address]] = config["broker.rack"].value
+        assert config["broker.rack"].value == rack_of(desc, host)["name"]
+        assert config["min.insync.replicas"].value == "2"
+        assert config["unclean.leader.election.enable"].value == "false"
+        assert config["default.replication.factor"].value == "3"
+    # the topic site.yml keeps (inventories/lab/group_vars/all/kafka.yml): every partition's 3
+    # replicas in 3 racks, all in sync
+    logs = md.topics["logs"]
+    assert len(logs.partitions) == 3
+    for partition in logs.partitions.values():
+        assert len({racks[r] for r in partition.replicas}) == 3, partition.replicas
+        assert sorted(partition.isrs) == sorted(partition.replicas)
+    retention = ConfigResource("topic", "logs")
+    assert admin.describe_configs([retention])[retention].result(timeout=30)["retention.ms"].value == "86400000"
+
+
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_a_client_without_a_certificate_is_refused(cluster):
+    lines = Lines()
+    log = logging.getLogger("e2e-kafka-no-cert")
+    log.addHandler(lines)
+    refused = AdminClient(dict(tls(cluster["desc"], cert=False), logger=log))
+    with pytest.raises(KafkaException):
+        refused.list_topics(timeout=5)
+    refused.poll(1)
+    # the brokers' TLS alert 116 (certificate required), as librdkafka logs it
+    assert any("certificate required" in line for line in lines.lines), lines.lines[:5]
+
+
+def produce(conf, topic, numbers, failures, delay=0.0):
+    producer = Producer(dict(conf, acks="all", **{"enable.idempotence": True, "linger.ms": 5}))
+
+    def report(err, msg):
+        if err is not None:
+            failures.append(str(err))
+
+    for n in numbers:
+        producer.produce(topic, value=str(n).encode(), on_delivery=report)
+        producer.poll(0)
+        if delay:
+            time.sleep(delay)
+    left = producer.flush(120)
+    assert left == 0, f"{left} messages not delivered in 120 s"
+
+
+def consume_all(conf, topic, expected):
+    consumer = Consumer(
+        dict(
+            conf,
+            **{"group.id": f"e2e-{uuid.uuid4().hex[:8]}", "auto.offset.reset": "earliest", "enable.auto.commit": False},
+        )
+    )
+    consumer.subscribe([topic])
+    seen = []
+    deadline = time.monotonic() + 120
+    try:
+        while len(set(seen)) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            seen.append(int(msg.value()))
+    finally:
+        consumer.close()
+    return seen
+
+
+def test_no_message_is_lost_when_a_broker_stops_mid_stream(cluster, admin, topic):
+    desc = cluster["desc"]
+    conf = tls(desc)
+    victim = sorted(brokers_of(desc))[1]
+    failures = []
+    total = 3000
+    writer = threading.Thread(target=produce, args=(conf, topic, range(total), failures, 0.002))
+    writer.start()
+    time.sleep(1.5)
+    podman_exec(ctr(victim), "systemctl", "stop", "kafka")
+    time.sleep(2)
+    podman_exec(ctr(victim), "systemctl", "start", "kafka")
+    writer.join(timeout=300)
+    assert not writer.is_alive()
+    assert failures == []
+    seen = consume_all(conf, topic, total)
+    missing = sorted(set(range(total)) - set(seen))
+    FIGURES["kafka_broker_stop"] = {
+        "sent": total,
+        "read": len(seen),
+        "missing": len(missing),
+        "duplicates": len(seen) - len(set(seen)),
+    }
+    assert missing == [], f"{len(missing)} missing, first {missing[:10]}"
+    started = time.monotonic()
+    wait_for("the stopped broker back in sync", lambda: not health(admin)[1], 180, 2)
+    FIGURES["kafka_back_in_sync_s"] = round(time.monotonic() - started, 1)
+
+
+@pytest.mark.drill
+def test_a_changed_setting_restarts_the_brokers_one_at_a_time_without_a_failed_write(cluster, admin, topic, tmp_path):
+    desc = cluster["desc"]
+    conf = tls(desc)
+    before = {
+        h: podman_exec(ctr(h), "systemctl", "show", "-P", "ExecMainStartTimestampMonotonic", "kafka").stdout.strip()
+        for h in brokers_of(desc)
+    }
+    failures, stop = [], threading.Event()
+    sent = []
+
+    def steady():
+        producer = Producer(dict(conf, acks="all", **{"enable.idempotence": True}))
+        n = 0
+        while not stop.is_set():
+            producer.produce(
+                topic, value=str(n).encode(), on_delivery=lambda err, msg: err and failures.append(str(err))
+            )
+            sent.append(n)
+            n += 1
+            producer.poll(0.05)
+        assert producer.flush(120) == 0
+
+    writer = threading.Thread(target=steady)
+    writer.start()
+    started = time.monotonic()
+    try:
+        recap = playbook(
+            cluster["idc"],
+            "kafka.yml",
+            "-e",
+            '{"kafka_extra_properties": {"log.cleaner.threads": 2}}',
+            log=str(tmp_path / "kafka-rolling.log"),
+        )
+    finally:
+        stop.set()
+        writer.join(timeout=180)
+    FIGURES["kafka_rolling_restart_s"] = round(time.monotonic() - started, 1)
+    after = {
+        h: podman_exec(ctr(h), "systemctl", "show", "-P", "ExecMainStartTimestampMonotonic", "kafka").stdout.strip()
+        for h in brokers_of(desc)
+    }
+    assert all(after[h] != before[h] for h in before), (before, after)
+    assert all(recap[h][1] > 0 for h in brokers_of(desc))
+    # one at a time: every broker's start is at least one health gate after the previous one's
+    starts = sorted(int(v) for v in after.values())
+    assert all(b - a > 1_000_000 for a, b in zip(starts, starts[1:])), starts
+    assert failures == []
+    seen = consume_all(conf, topic, len(sent))
+    assert sorted(set(range(len(sent))) - set(seen)) == []
+    FIGURES["kafka_rolling_restart_writes"] = {
+        "sent": len(sent),
+        "failed": len(failures),
+        "duplicates": len(seen) - len(set(seen)),
+    }
+    assert not health(admin)[1]
