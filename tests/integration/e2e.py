@@ -111,6 +111,29 @@ def hosts_with(desc, role):
     return [h for room in desc["rooms"] for rack in room["racks"] for h in rack["hosts"] if role in h["roles"]]
 
 
+KAFKA_PORT = 9093
+
+
+def kafka_brokers(desc):
+    """{host: address} of the Kafka brokers."""
+    return {h["name"]: h["address"] for h in hosts_with(desc, "kafka")}
+
+
+def kafka_tls(desc, cert=True):
+    """librdkafka settings for the brokers' TLS listener, with the admin client certificate."""
+    pki = os.path.expanduser(f"~/.idcloud/{CLUSTER}/pki/kafka")
+    conf = {
+        "bootstrap.servers": ",".join(f"{a}:{KAFKA_PORT}" for a in kafka_brokers(desc).values()),
+        "security.protocol": "SSL",
+        "ssl.ca.location": f"{pki}/ca.crt",
+    }
+    if cert:
+        conf.update(
+            {"ssl.certificate.location": f"{pki}/client-admin.crt", "ssl.key.location": f"{pki}/client-admin.key"}
+        )
+    return conf
+
+
 def ready(node):
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
 

@@ -6,7 +6,6 @@ without a certificate, and numbered messages read back after a broker stopped mi
 A rolling restart for a changed setting runs with the drills (it leaves the setting)."""
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -15,28 +14,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from e2e import CLUSTER, FIGURES, ctr, hosts_with, rack_of, wait_for
+from e2e import FIGURES, ctr, kafka_brokers, kafka_tls, rack_of, wait_for
 from lab_helpers import playbook, podman_exec
-
-PKI = os.path.expanduser(f"~/.idcloud/{CLUSTER}/pki/kafka")
-PORT = 9093
-
-
-def brokers_of(desc):
-    return {h["name"]: h["address"] for h in hosts_with(desc, "kafka")}
-
-
-def tls(desc, cert=True):
-    conf = {
-        "bootstrap.servers": ",".join(f"{a}:{PORT}" for a in brokers_of(desc).values()),
-        "security.protocol": "SSL",
-        "ssl.ca.location": f"{PKI}/ca.crt",
-    }
-    if cert:
-        conf.update(
-            {"ssl.certificate.location": f"{PKI}/client-admin.crt", "ssl.key.location": f"{PKI}/client-admin.key"}
-        )
-    return conf
 
 
 def health(admin):
@@ -52,7 +31,7 @@ def health(admin):
 
 @pytest.fixture(scope="module")
 def admin(cluster):
-    return AdminClient(tls(cluster["desc"]))
+    return AdminClient(kafka_tls(cluster["desc"]))
 
 
 @pytest.fixture
@@ -68,10 +47,10 @@ def test_every_kafka_host_is_a_broker_in_its_rack(cluster, admin):
     desc = cluster["desc"]
     md = admin.list_topics(timeout=10)
     live = {b.host: b.id for b in md.brokers.values()}
-    assert sorted(live) == sorted(brokers_of(desc).values())
+    assert sorted(live) == sorted(kafka_brokers(desc).values())
     assert md.controller_id in live.values()
     racks = {}
-    for host, address in brokers_of(desc).items():
+    for host, address in kafka_brokers(desc).items():
         resource = ConfigResource("broker", str(live[address]))
         config = admin.describe_configs([resource])[resource].result(timeout=30)
         racks[live[address]] = config["broker.rack"].value
@@ -103,7 +82,7 @@ def test_a_client_without_a_certificate_is_refused(cluster):
     lines = Lines()
     log = logging.getLogger("e2e-kafka-no-cert")
     log.addHandler(lines)
-    refused = AdminClient(dict(tls(cluster["desc"], cert=False), logger=log))
+    refused = AdminClient(dict(kafka_tls(cluster["desc"], cert=False), logger=log))
     with pytest.raises(KafkaException):
         refused.list_topics(timeout=5)
     refused.poll(1)
@@ -150,8 +129,8 @@ def consume_all(conf, topic, expected):
 
 def test_no_message_is_lost_when_a_broker_stops_mid_stream(cluster, admin, topic):
     desc = cluster["desc"]
-    conf = tls(desc)
-    victim = sorted(brokers_of(desc))[1]
+    conf = kafka_tls(desc)
+    victim = sorted(kafka_brokers(desc))[1]
     failures = []
     total = 3000
     writer = threading.Thread(target=produce, args=(conf, topic, range(total), failures, 0.002))
@@ -180,10 +159,10 @@ def test_no_message_is_lost_when_a_broker_stops_mid_stream(cluster, admin, topic
 @pytest.mark.drill
 def test_a_changed_setting_restarts_the_brokers_one_at_a_time_without_a_failed_write(cluster, admin, topic, tmp_path):
     desc = cluster["desc"]
-    conf = tls(desc)
+    conf = kafka_tls(desc)
     before = {
         h: podman_exec(ctr(h), "systemctl", "show", "-P", "ExecMainStartTimestampMonotonic", "kafka").stdout.strip()
-        for h in brokers_of(desc)
+        for h in kafka_brokers(desc)
     }
     failures, stop = [], threading.Event()
     sent = []
@@ -217,10 +196,10 @@ def test_a_changed_setting_restarts_the_brokers_one_at_a_time_without_a_failed_w
     FIGURES["kafka_rolling_restart_s"] = round(time.monotonic() - started, 1)
     after = {
         h: podman_exec(ctr(h), "systemctl", "show", "-P", "ExecMainStartTimestampMonotonic", "kafka").stdout.strip()
-        for h in brokers_of(desc)
+        for h in kafka_brokers(desc)
     }
     assert all(after[h] != before[h] for h in before), (before, after)
-    assert all(recap[h][1] > 0 for h in brokers_of(desc))
+    assert all(recap[h][1] > 0 for h in kafka_brokers(desc))
     # one at a time: every broker's start is at least one health gate after the previous one's
     starts = sorted(int(v) for v in after.values())
     assert all(b - a > 1_000_000 for a, b in zip(starts, starts[1:])), starts

@@ -27,6 +27,7 @@ IMAGE_VARS = {
     "calico-kube-controllers": "calico_kube_controllers_image",
     "coredns": "cluster_addons_coredns_image",
     "metrics-server": "cluster_addons_metrics_server_image",
+    "filebeat": "log_shipper_image",
 }
 
 
