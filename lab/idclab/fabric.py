@@ -75,7 +75,9 @@ class Fabric:
         not wanted any more (a bridge of an earlier network) are removed, missing ones added.
         """
         run, tag = self.run, self.plan.tag
-        chains, jumps = self.plan.egress_rules(self.bridges())
+        bridges = self.bridges()
+        chains, jumps = self.plan.egress_rules(bridges)
+        self.drop_stale_jumps(set(bridges.values()))
         for chain, rules in chains.items():
             if run.iptables("mangle", "-S", chain, check=False).returncode != 0:
                 run.iptables("mangle", "-N", chain)
@@ -99,6 +101,22 @@ class Fabric:
             for rule in wanted:
                 if rule not in kept:
                     run.iptables("mangle", "-I", builtin, "1", *rule)
+
+    def drop_stale_jumps(self, bridges):
+        """Remove another lab's jumps that name one of this lab's bridges.
+
+        A bridge belongs to one network, so such a jump is left over by a lab whose networks
+        are gone (a run killed before `lab down`); podman reuses the bridge's name, and the
+        old lab's chain would drop this lab's traffic between racks.
+        """
+        for builtin in ("FORWARD", "INPUT"):
+            for comment, rule in self.run.lab_rules("mangle", builtin):
+                if comment == self.plan.tag or "-i" not in rule:
+                    continue
+                bridge = rule[rule.index("-i") + 1]
+                if bridge in bridges:
+                    log(f"egress containment: removing {comment}'s stale jump on {bridge} (its network is gone)")
+                    self.run.iptables("mangle", "-D", builtin, *rule)
 
     def log_host_netfilter(self):
         """The hosts' own netfilter logs (network_guard's refusals) reach the VM's kernel log, as a real host's would."""

@@ -103,6 +103,18 @@ class Runner:
                 found.append(words[2:])
         return found
 
+    def lab_rules(self, table, chain, prefix="idcloud-lab:"):
+        """The rules of a chain whose comment starts with prefix, as (comment, `-D` arguments)."""
+        found = []
+        for line in self.iptables(table, "-S", chain).stdout.splitlines():
+            words = shlex.split(line)
+            if words[:2] != ["-A", chain] or "--comment" not in words:
+                continue
+            comment = words[words.index("--comment") + 1]
+            if comment.startswith(prefix):
+                found.append((comment, words[2:]))
+        return found
+
     @staticmethod
     def bridges_filtered():
         """Whether frames crossing a bridge go through iptables (br_netfilter loaded and on)."""

@@ -11,8 +11,10 @@ sys.path.insert(0, str(REPO / "lab"))
 
 from idclab import cli  # noqa: E402
 from idclab.common import LabError  # noqa: E402
+from idclab.fabric import Fabric  # noqa: E402
 from idclab.lifecycle import Lab  # noqa: E402
 from idclab.plan import LabPlan, egress_log_prefix  # noqa: E402
+from idclab.runner import Runner  # noqa: E402
 
 
 def rack(name, octet, hosts, uplink=True, tor_as=None):
@@ -435,3 +437,52 @@ def test_lab_names_a_yaml_syntax_error(tmp_path):
 
     with pytest.raises(LabError, match=r"(?s)is not YAML: .*line 1, column 10.*fix: correct the line it names"):
         load_plan(str(bad))
+
+
+# -- a killed run's containment jumps on a bridge this lab now owns --------------------------
+
+
+class FakeIptables:
+    """The mangle table's FORWARD and INPUT rules as `iptables -S` prints them; -D recorded."""
+
+    def __init__(self, lines):
+        self.lines = lines
+        self.deleted = []
+
+    def iptables(self, table, *args, check=True):
+        if args[0] == "-S":
+            out = "\n".join(line for line in self.lines if line.split()[1] == args[1])
+            return type("Proc", (), {"stdout": out, "returncode": 0})()
+        if args[0] == "-D":
+            self.deleted.append(list(args[1:]))
+        return type("Proc", (), {"stdout": "", "returncode": 0})()
+
+    lab_rules = Runner.lab_rules
+
+
+def test_a_vanished_labs_jump_on_one_of_our_bridges_is_removed():
+    fake = FakeIptables(
+        [
+            '-A FORWARD -i podman1 -m comment --comment "idcloud-lab:mol-etcd" -j IDCLOUD-OUT-mol-etcd',
+            '-A FORWARD -i podman9 -m comment --comment "idcloud-lab:other" -j IDCLOUD-OUT-other',
+            '-A FORWARD -i podman2 -m comment --comment "idcloud-lab:idlab" -j IDCLOUD-OUT-idlab',
+            '-A INPUT -i podman2 -m comment --comment "idcloud-lab:mol-etcd" -j IDCLOUD-IN-mol-etcd',
+            '-A FORWARD -m comment --comment "netavark firewall plugin rules" -j NETAVARK_FORWARD',
+        ]
+    )
+    plan = type("Plan", (), {"tag": "idcloud-lab:idlab"})()
+    Fabric(plan, fake).drop_stale_jumps({"podman1", "podman2"})
+    assert fake.deleted == [
+        [
+            "FORWARD",
+            "-i",
+            "podman1",
+            "-m",
+            "comment",
+            "--comment",
+            "idcloud-lab:mol-etcd",
+            "-j",
+            "IDCLOUD-OUT-mol-etcd",
+        ],
+        ["INPUT", "-i", "podman2", "-m", "comment", "--comment", "idcloud-lab:mol-etcd", "-j", "IDCLOUD-IN-mol-etcd"],
+    ]
