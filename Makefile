@@ -20,7 +20,7 @@ TEST_ARTIFACTS ?= kubernetes-test
 # Arguments for bench/run_conformance.py, e.g. CONFORMANCE_ARGS="--nodes 2 --focus '\[sig-network\].*\[Conformance\]'"
 CONFORMANCE_ARGS ?=
 
-.PHONY: help bootstrap artifacts images conformance-build conformance conformance-ci lab-up lab-down lab-status site test unit lint molecule integration bench bench-speed bench-add-worker bench-scale bench-lab-cost
+.PHONY: help bootstrap artifacts images conformance-build conformance conformance-ci lab-up lab-down lab-status site test unit lint molecule integration bench bench-speed bench-add-worker bench-scale bench-lab-cost bench-logs
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -108,6 +108,9 @@ bench-add-worker: artifacts images ## Add one worker with scale.yml to scratch l
 
 bench-scale: bootstrap images ## Host-level roles (node_tuning, container_runtime) on 10 and 50 light hosts: time ratio, per-host cost
 	$(BIN)/python bench/run_scale.py
+
+bench-logs: ## Log shipper's sustained line rate on one worker beside kcat's raw rate (needs `make site` first)
+	$(BIN)/python bench/run_logs_throughput.py
 
 bench-lab-cost: ## What the running lab costs the VM (memory, CPU over 60 s idle, each container): bench/results/lab-cost.jsonl
 	$(BIN)/python bench/lab_cost.py --lab $$($(BIN)/python -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))["lab"]["name"])' $(LAB_IDC)) $(LAB_COST_ARGS)
