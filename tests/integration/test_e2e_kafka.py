@@ -5,6 +5,7 @@ host: brokers and racks from the cluster's metadata, replicas per partition, a c
 without a certificate, and numbered messages read back after a broker stopped mid-stream.
 A rolling restart for a changed setting runs with the drills (it leaves the setting)."""
 
+import json
 import logging
 import threading
 import time
@@ -15,7 +16,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from e2e import FIGURES, ctr, kafka_brokers, kafka_tls, rack_of, wait_for
-from lab_helpers import playbook, podman_exec
+from lab_helpers import playbook, podman_exec, run_playbook
 
 
 def health(admin):
@@ -154,6 +155,30 @@ def test_no_message_is_lost_when_a_broker_stops_mid_stream(cluster, admin, topic
     started = time.monotonic()
     wait_for("the stopped broker back in sync", lambda: not health(admin)[1], 180, 2)
     FIGURES["kafka_back_in_sync_s"] = round(time.monotonic() - started, 1)
+
+
+@pytest.mark.parametrize(
+    "playbook_name, extra, expected",
+    [
+        (
+            "kafka.yml",
+            {"kafka_topics": [{"name": "too-wide", "partitions": 1, "replication_factor": 5}]},
+            "replication_factor 5\nmust be at most the 3 brokers",
+        ),
+        ("kafka.yml", {"kafka_min_insync_replicas": 3}, "kafka_min_insync_replicas=3"),
+        ("log_shipper.yml", {"log_shipper_kafka_group": "kafka_nowhere"}, "give the kafka role to hosts"),
+    ],
+    ids=["topic-factor-above-brokers", "min-isr-not-below-factor", "shipper-without-kafka-hosts"],
+)
+def test_bad_input_fails_before_anything_changes(cluster, tmp_path, playbook_name, extra, expected):
+    rc, recap, log = run_playbook(
+        cluster["idc"], playbook_name, "-e", json.dumps(extra), log=str(tmp_path / "bad-input.log")
+    )
+    with open(log) as f:
+        out = f.read()
+    assert rc != 0
+    assert all(r[1] == 0 for r in recap.values()), recap
+    assert " ".join(expected.split()) in " ".join(out.split()), out[-3000:]
 
 
 @pytest.mark.drill
