@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import ssl
+import threading
 import time
 
 import pytest
@@ -52,7 +53,10 @@ def test_a_secret_is_encrypted_in_etcd_and_its_change_is_audited(cluster, secret
     ).stdout
     value = base64.b64decode(raw)
     assert value, "no such key in etcd"
-    assert value.startswith(b"k8s:enc:secretbox:v1:key1:"), value[:64]
+    # the key that encrypts: key1, or the newest of an earlier session's rotation (the keyring)
+    keyring = os.path.expanduser(f"~/.idcloud/{CLUSTER}/pki/kubernetes/encryption/keyring")
+    key = open(keyring).read().split()[0] if os.path.exists(keyring) else "key1"
+    assert value.startswith(f"k8s:enc:secretbox:v1:{key}:".encode()), value[:64]
     assert PLAIN.encode() not in value
     read = core.read_namespaced_secret(secret, NS)
     assert base64.b64decode(read.data["password"]).decode() == PLAIN
@@ -226,3 +230,62 @@ def test_kube_bench_finds_no_failed_check(cluster):
         f.write("\n")
     FIGURES["kube_bench"] = {"seconds": seconds, "failed": len(failed), "warned": len(warned)}
     assert failed == [], "\n".join(failed)
+
+
+@pytest.mark.drill
+def test_rotating_the_encryption_key_rewrites_every_secret_without_a_failed_request(cluster, secret, tmp_path):
+    """rotate_encryption_key.yml: three rolling restarts of the apiservers and every Secret written
+    again, while a client asks the API through the VIP every half second."""
+    core = cluster["core"]
+    keys_dir = os.path.expanduser(f"~/.idcloud/{CLUSTER}/pki/kubernetes/encryption")
+    etcd_host = hosts_with(cluster["desc"], "etcd")[0]["name"]
+
+    def stored():
+        raw = podman_exec(
+            ctr(etcd_host),
+            "sh",
+            "-c",
+            f"etcdctl-cluster get /registry/secrets/{NS}/{secret} --print-value-only | base64 -w0",
+        ).stdout
+        return base64.b64decode(raw)
+
+    before = stored()
+    old = before.split(b":")[4].decode()
+    failures, asked, stop = [], [0], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            try:
+                core.read_namespaced_secret(secret, NS, _request_timeout=3)
+                asked[0] += 1
+            except Exception as exc:
+                failures.append(repr(exc)[:200])
+            time.sleep(0.5)
+
+    prober = threading.Thread(target=keep_asking, daemon=True)
+    prober.start()
+    started = time.monotonic()
+    try:
+        playbook(cluster["idc"], "rotate_encryption_key.yml", log=str(tmp_path / "rotate-key.log"))
+    finally:
+        stop.set()
+        prober.join()
+    FIGURES["encryption_key_rotation"] = {
+        "s": round(time.monotonic() - started, 1),
+        "requests": asked[0],
+        "failed": len(failures),
+    }
+    assert failures == [], failures[:5]
+    with open(os.path.join(keys_dir, "keyring")) as f:
+        keyring = f.read().split()
+    assert len(keyring) == 1 and keyring[0] != old
+    after = stored()
+    assert after.startswith(f"k8s:enc:secretbox:v1:{keyring[0]}:".encode()), after[:48]
+    assert PLAIN.encode() not in after
+    assert base64.b64decode(core.read_namespaced_secret(secret, NS).data["password"]).decode() == PLAIN
+    assert os.path.exists(os.path.join(keys_dir, "retired", old)) and not os.path.exists(os.path.join(keys_dir, old))
+    assert not os.path.exists(os.path.join(keys_dir, "rotating"))
+    # every apiserver's configuration holds the new key alone
+    for host in hosts_with(cluster["desc"], "control_plane"):
+        config = podman_exec(ctr(host["name"]), "cat", "/etc/kubernetes/encryption-config.yaml").stdout
+        assert f"name: {keyring[0]}" in config and f"name: {old}" not in config, host["name"]
