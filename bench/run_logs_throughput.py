@@ -143,7 +143,7 @@ def shipper_step(core, custom, node, shipper, conf, image, rate, seconds):
         ),
     )
     core.create_namespaced_pod(NS, pod)
-    needle = run.encode() + b" "
+    needle, done = run.encode() + b" ", run.encode() + b" done"
     count, samples, usage = 0, [], []
     while core.read_namespaced_pod(run, NS).status.phase != "Running":
         time.sleep(0.2)
@@ -152,7 +152,7 @@ def shipper_step(core, custom, node, shipper, conf, image, rate, seconds):
     deadline = started + seconds + 30
     while time.monotonic() < deadline:
         for msg in consumer.consume(5000, 0.5):
-            if not msg.error() and needle in msg.value():
+            if not msg.error() and needle in msg.value() and done not in msg.value():
                 count += 1
         elapsed = time.monotonic() - started
         if elapsed >= next_sample:
@@ -189,7 +189,7 @@ def main():
     parser.add_argument("--idc", default=os.path.join(REPO, "inventories", "lab", "idc.yml"))
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--rates", default="1000,2000,5000,10000,20000,40000")
-    parser.add_argument("--raw-lines", type=int, default=300000)
+    parser.add_argument("--raw-lines", type=int, default=1000000)
     args = parser.parse_args()
     with open(args.idc) as f:
         desc = yaml.safe_load(f)
