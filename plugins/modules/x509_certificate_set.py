@@ -94,6 +94,13 @@ options:
       - Must be less than O(validity_days).
     type: int
     default: 30
+  reissue_before:
+    description:
+      - A forced rotation. Every certificate issued (its notBefore) before this UTC time,
+        C(YYYY-MM-DDTHH:MM:SSZ), is issued again, for the same key; certificates issued since are
+        kept, so a rotation that stopped half way resumes when run again with the same time.
+      - Must not be in the future. Unset, no certificate is re-issued for its age.
+    type: str
 attributes:
   check_mode:
     support: full

@@ -6,6 +6,10 @@ test that asks for it, removed at the end. Tests that use it run after every oth
 that add hosts to it (marker `scale`) run after the checks, and the drills (marker `drill`)
 run last, in file order, so that neither can disturb a check. Tests marked `final` read
 what the whole session did (the lab's egress log) and run after the drills.
+
+Tests marked `long` (a drill of several minutes) are left out of `make integration` for
+the 45-minute budget of `make test`; `make drills` runs them, with the `final` checks, on an
+e2e cluster of their own.
 """
 
 import pytest
@@ -20,6 +24,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "drill: stops real components of the shared cluster; runs last")
     config.addinivalue_line(
         "markers", "conformance: the conformance CI subset; `make conformance-ci`, out of `make test` for its budget"
+    )
+    config.addinivalue_line(
+        "markers", "long: a drill of several minutes; `make drills`, out of `make test` for its budget"
     )
     config.addinivalue_line("markers", "final: checks the whole session (egress log); runs after the drills")
 

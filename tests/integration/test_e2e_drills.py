@@ -279,6 +279,7 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
     assert dep.status.available_replicas == 2
 
 
+@pytest.mark.long
 def test_moving_a_node_to_another_rack_moves_its_peering(cluster, tmp_path):
     """Re-cable a worker into another rack (new address there), re-run: it peers with the new ToR."""
     desc = copy.deepcopy(cluster["desc"])

@@ -233,6 +233,7 @@ def test_kube_bench_finds_no_failed_check(cluster):
 
 
 @pytest.mark.drill
+@pytest.mark.long
 def test_rotating_the_encryption_key_rewrites_every_secret_without_a_failed_request(cluster, secret, tmp_path):
     """rotate_encryption_key.yml: three rolling restarts of the apiservers and every Secret written
     again, while a client asks the API through the VIP every half second."""
@@ -289,3 +290,118 @@ def test_rotating_the_encryption_key_rewrites_every_secret_without_a_failed_requ
     for host in hosts_with(cluster["desc"], "control_plane"):
         config = podman_exec(ctr(host["name"]), "cat", "/etc/kubernetes/encryption-config.yaml").stdout
         assert f"name: {keyring[0]}" in config and f"name: {old}" not in config, host["name"]
+
+
+def _issued(directory):
+    """{file name: (serial, notAfter as the fact writes it)} of every certificate in a PKI directory
+    of the control host."""
+    from cryptography import x509
+
+    found = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".crt"):
+            with open(os.path.join(directory, name), "rb") as f:
+                cert = x509.load_pem_x509_certificate(f.read())
+            found[name] = (cert.serial_number, cert.not_valid_after_utc.strftime("%Y%m%d%H%M%SZ"))
+    return found
+
+
+def _served_serial(address, port):
+    """The serial of the certificate a TLS server presents (not verified: only read)."""
+    from cryptography import x509
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((address, port), timeout=5) as sock, context.wrap_socket(sock) as tls:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+
+@pytest.mark.drill
+@pytest.mark.long
+def test_a_forced_rotation_renews_every_certificate_without_a_failed_request(cluster, tmp_path):
+    """rotate_certs.yml -e rotate_certs_force=true: every certificate the collection issued is issued
+    again and every component restarts behind its gate, while a client asks the API through the VIP
+    and a prober on each worker asks every web pod, each every half second: nothing fails."""
+    core, desc = cluster["core"], cluster["desc"]
+    state = os.path.expanduser(f"~/.idcloud/{CLUSTER}")
+    dirs = {
+        "kubernetes": f"{state}/pki/kubernetes",
+        "etcd": f"{state}/pki/etcd",
+        "kafka": f"{state}/pki/kafka",
+    }
+    # the CAs stay; the lab's registry certificate is the lab's (lab/registry.yml), not the collection's
+    cas = ("ca.crt", "front-proxy-ca.crt")
+    not_ours = cas + ("registry.crt",)
+    before = {kind: _issued(d) for kind, d in dirs.items()}
+    ca_bytes = {
+        (kind, name): open(os.path.join(d, name), "rb").read()
+        for kind, d in dirs.items()
+        for name in cas
+        if os.path.exists(os.path.join(d, name))
+    }
+    leaves = {kind: [n for n in certs if n not in not_ours] for kind, certs in before.items()}
+    assert all(leaves.values()), leaves
+
+    failures, asked, stop = [], {"api": 0, "pods": 0}, threading.Event()
+    pods = [(p.spec.node_name, p.status.pod_ip) for p in web_pods(core)]
+    workers = [h["name"] for h in hosts_with(desc, "worker")]
+
+    def ask_api():
+        while not stop.is_set():
+            try:
+                core.list_namespaced_pod(NS, limit=1, _request_timeout=3)
+                asked["api"] += 1
+            except Exception as exc:
+                failures.append(f"api: {exc!r}"[:200])
+            time.sleep(0.5)
+
+    def ask_pods(worker):
+        while not stop.is_set():
+            for _node, ip in pods:
+                out = podman_exec(ctr(worker), "curl", "-sf", "--max-time", "3", f"http://{ip}:8080/", check=False)
+                asked["pods"] += 1
+                if out.returncode != 0:
+                    failures.append(f"{worker} -> {ip}: curl {out.returncode}")
+            time.sleep(0.5)
+
+    threads = [threading.Thread(target=ask_api, daemon=True)]
+    threads += [threading.Thread(target=ask_pods, args=(w,), daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    try:
+        playbook(cluster["idc"], "rotate_certs.yml", "-e", "rotate_certs_force=true", log=str(tmp_path / "rotate.log"))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    FIGURES["cert_rotation"] = {"s": round(time.monotonic() - started, 1), **asked, "failed": len(failures)}
+    assert failures == [], failures[:5]
+    assert asked["api"] > 20 and asked["pods"] > 20, asked
+
+    # every leaf certificate is a new one, issued during the run; the CAs are the same files
+    after = {kind: _issued(d) for kind, d in dirs.items()}
+    for kind, names in leaves.items():
+        for name in names:
+            assert after[kind][name][0] != before[kind][name][0], f"{kind}/{name} was not issued again"
+    for (kind, name), data in ca_bytes.items():
+        assert open(os.path.join(dirs[kind], name), "rb").read() == data, f"{kind}/{name} changed"
+
+    # the running components present the new certificates: each apiserver, each broker
+    for host in hosts_with(desc, "control_plane"):
+        served = _served_serial(host["address"], 6443)
+        assert served == after["kubernetes"][f"apiserver-{host['name']}.crt"][0], host["name"]
+    for host in hosts_with(desc, "kafka"):
+        served = _served_serial(host["address"], 9093)
+        assert served == after["kafka"][f"{host['name']}.crt"][0], host["name"]
+    # and the expiry fact the inspection reads is the new certificates'
+    for host, file, name in [
+        (hosts_with(desc, "control_plane")[0]["name"], "apiserver.crt", "apiserver-{}.crt"),
+        (workers[0], "kubelet-serving.crt", "kubelet-serving-{}.crt"),
+    ]:
+        fact = json.loads(podman_exec(ctr(host), "cat", "/etc/ansible/facts.d/kube_pki.fact").stdout)
+        assert (
+            fact["certificates"][f"/etc/kubernetes/pki/{file}"]["not_after"]
+            == after["kubernetes"][name.format(host)][1]
+        )

@@ -263,6 +263,40 @@ def test_expiring_and_expired_certificates_are_renewed(pki, cas):
     assert result["certificates"]["admin"]["not_after"] == "20270831120000Z"
 
 
+def test_a_forced_rotation_reissues_what_was_issued_before_its_time_and_resumes(pki, cas):
+    run(pki, cas, [ADMIN, FRONT])
+    keys = {name: (pki / (name + ".key")).read_bytes() for name in ("admin", "front-proxy-client")}
+    start = NOW + datetime.timedelta(days=1)
+    # a rotation that stopped after the first certificate: that one is new, the other is not
+    done = run(pki, cas, [ADMIN], now=start + datetime.timedelta(seconds=5), reissue_before="2026-06-02T12:00:00Z")
+    assert action(done, "admin") == ("issue", "issued 2026-06-01T12:00:00Z, before reissue_before 2026-06-02T12:00:00Z")
+    resumed = run(
+        pki, cas, [ADMIN, FRONT], now=start + datetime.timedelta(minutes=3), reissue_before="2026-06-02T12:00:00Z"
+    )
+    assert action(resumed, "admin")[0] == "keep"
+    assert action(resumed, "front-proxy-client")[0] == "issue"
+    assert resumed["issued"] == ["front-proxy-client"]
+    assert load_cert(pki, "front-proxy-client").not_valid_before_utc == start + datetime.timedelta(minutes=3)
+    # the keys stay: a rotation renews certificates
+    assert {name: (pki / (name + ".key")).read_bytes() for name in keys} == keys
+    again = run(
+        pki, cas, [ADMIN, FRONT], now=start + datetime.timedelta(hours=1), reissue_before="2026-06-02T12:00:00Z"
+    )
+    assert again["changed"] is False
+
+
+def test_reissue_before_must_be_a_past_utc_time(capsys, pki, cas):
+    out = run_failing(capsys, pki, cas, [ADMIN], reissue_before="2026-06-01 12:00")
+    assert out["errors"] == [
+        "reissue_before: '2026-06-01 12:00' is not a UTC time as YYYY-MM-DDTHH:MM:SSZ; fix: e.g. 2026-06-01T12:00:00Z"
+    ]
+    out = run_failing(capsys, pki, cas, [ADMIN], reissue_before="2026-06-01T12:00:01Z")
+    assert out["errors"][0].startswith(
+        "reissue_before: 2026-06-01T12:00:01Z is in the future (now 2026-06-01T12:00:00Z)"
+    )
+    assert not pki.exists()
+
+
 def test_unusable_key_and_certificate_files(pki, cas):
     run(pki, cas, [ADMIN, FRONT])
     (pki / "admin.key").write_text("garbage\n")

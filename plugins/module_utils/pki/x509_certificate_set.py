@@ -51,6 +51,7 @@ ARGUMENT_SPEC = dict(
     ),
     validity_days=dict(type="int", default=365),
     renew_before_days=dict(type="int", default=30),
+    reissue_before=dict(type="str"),
 )
 ARGUMENT_CONSTRAINTS = dict(supports_check_mode=True)
 
@@ -389,7 +390,27 @@ def iso(when):
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def certificate_problems(spec, ca, cert, key, now, renew_before_days):
+def parse_reissue_before(text, now):
+    """The time of a forced rotation: every certificate issued before it is issued again."""
+    if not text:
+        return None
+    try:
+        when = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        raise CertificateSetError(
+            ["reissue_before: %r is not a UTC time as YYYY-MM-DDTHH:MM:SSZ; fix: e.g. %s" % (text, iso(now))]
+        )
+    if when > now:
+        raise CertificateSetError(
+            [
+                "reissue_before: %s is in the future (now %s), so every run until then would re-issue "
+                "every certificate; fix: the time the rotation started, at most now" % (text, iso(now))
+            ]
+        )
+    return when
+
+
+def certificate_problems(spec, ca, cert, key, now, renew_before_days, reissue_before=None):
     """Why an existing certificate is not the one wanted (empty list: keep it)."""
     problems = []
     if _public_der(cert.public_key()) != _public_der(key.public_key()):
@@ -418,6 +439,8 @@ def certificate_problems(spec, ca, cert, key, now, renew_before_days):
             "%s %s, within renew_before_days (%d)"
             % ("expired" if not_after <= now else "expires", iso(not_after), renew_before_days)
         )
+    if reissue_before is not None and cert.not_valid_before_utc < reissue_before:
+        problems.append("issued %s, before reissue_before %s" % (iso(cert.not_valid_before_utc), iso(reissue_before)))
     return problems
 
 
@@ -430,7 +453,7 @@ class Decision:
     mode_fixes: list = field(default_factory=list)  # [(path, mode now, mode wanted)]
 
 
-def plan_certificate(spec, ca, existing, now, renew_before_days):
+def plan_certificate(spec, ca, existing, now, renew_before_days, reissue_before=None):
     """Decide one certificate: keep, issue (for its existing key) or new_key (and issue)."""
     if existing.key is None:
         reason = (
@@ -449,7 +472,7 @@ def plan_certificate(spec, ca, existing, now, renew_before_days):
             else "no certificate %s.crt" % spec.name
         )
         return Decision(spec, ISSUE, reason, existing, fixes)
-    problems = certificate_problems(spec, ca, existing.cert, existing.key, now, renew_before_days)
+    problems = certificate_problems(spec, ca, existing.cert, existing.key, now, renew_before_days, reissue_before)
     if problems:
         return Decision(spec, ISSUE, "; ".join(problems), existing, fixes)
     if existing.cert_mode is not None and existing.cert_mode != CERT_MODE:
@@ -457,8 +480,11 @@ def plan_certificate(spec, ca, existing, now, renew_before_days):
     return Decision(spec, KEEP, "valid until %s" % iso(existing.cert.not_valid_after_utc), existing, fixes)
 
 
-def plan_certificate_set(specs, cas, existing, now, renew_before_days):
-    return [plan_certificate(spec, cas[spec.ca], existing[spec.name], now, renew_before_days) for spec in specs]
+def plan_certificate_set(specs, cas, existing, now, renew_before_days, reissue_before=None):
+    return [
+        plan_certificate(spec, cas[spec.ca], existing[spec.name], now, renew_before_days, reissue_before)
+        for spec in specs
+    ]
 
 
 # --- issuing --------------------------------------------------------------------------------
@@ -576,6 +602,11 @@ class CertificateSetRunner:
             check_validity(params["validity_days"], params["renew_before_days"])
         except CertificateSetError as exc:
             errors.extend(exc.errors)
+        reissue_before = None
+        try:
+            reissue_before = parse_reissue_before(params.get("reissue_before"), self.now)
+        except CertificateSetError as exc:
+            errors.extend(exc.errors)
         try:
             specs = parse_specs(params["certificates"], params["cas"])
         except CertificateSetError as exc:
@@ -588,7 +619,7 @@ class CertificateSetRunner:
         if errors:
             exc = CertificateSetError(errors)
             self.module.fail_json(msg=str(exc), errors=exc.errors)
-        decisions = plan_certificate_set(specs, cas, existing, self.now, params["renew_before_days"])
+        decisions = plan_certificate_set(specs, cas, existing, self.now, params["renew_before_days"], reissue_before)
         to_issue = [d for d in decisions if d.action != KEEP]
         mode_fixes = [fix for d in decisions for fix in d.mode_fixes]
         changed = bool(to_issue or mode_fixes)
