@@ -14,8 +14,9 @@ Needs the lab up and converged (`make site`). In one run, on the description's f
    they were written in) for --seconds, and at the end how many it wrote and in how long. A
    consumer on the control host counts this run's lines in the topic `logs`; every 5 s the lag
    is how many seconds old the newest line in the topic is. A rate is sustained when the
-   generator kept it (within 5 %), the lag at the end was at most 3 s, and every line arrived;
-   the ladder stops at the first rate that is not. The shipper pod's CPU and memory on that node
+   generator kept it (within 5 %) and the lag at the end was at most 3 s; the ladder stops at
+   the first rate that is not. Lines that had not arrived 60 s after the generator's end are
+   counted apart (missing_after_60s). The shipper pod's CPU and memory on that node
    come from metrics.k8s.io.
 3. Raw events, like for like: one event the shipper sent in step 2 (its JSON as read from the
    topic: the line and its metadata) is the template of --raw-events events, each with its own
@@ -215,7 +216,7 @@ def shipper_step(core, custom, node, shipper, conf, image, rate, seconds):
         time.sleep(0.2)
     started = time.monotonic()
     next_sample = 5
-    deadline = started + seconds + 30
+    deadline = started + seconds + 60
     while time.monotonic() < deadline:
         for msg in consumer.consume(5000, 0.5):
             if msg.error():
@@ -258,10 +259,12 @@ def shipper_step(core, custom, node, shipper, conf, image, rate, seconds):
         "in_topic": count,
         "lag_s_at_end": during[-1] if during else None,
         "max_lag_s": max(during) if during else None,
-        # the generator kept its rate (within 5 %), the newest line in the topic was at most
-        # 3 s old at the end, and every line arrived
-        "sustained": bool(achieved and achieved >= 0.95 * rate and during and during[-1] <= 3 and drained),
-        "drained_within_30s": drained,
+        # the generator kept its rate (within 5 %) and the newest line in the topic was at
+        # most 3 s old at the end: the shipper kept up
+        "sustained": bool(achieved and achieved >= 0.95 * rate and during and during[-1] <= 3),
+        "drained_within_60s": drained,
+        # lines written that had not arrived 60 s after the generator's end
+        "missing_after_60s": written - count if written is not None else None,
         "shipper_cpu_m_max": max((u["cpu_m"] for u in usage), default=None),
         "shipper_memory_mib_max": max((u["memory_mib"] for u in usage), default=None),
         "samples": samples,
@@ -276,6 +279,8 @@ def main():
     parser.add_argument("--rates", default="2000,5000,10000,15000,20000,25000,30000,40000")
     parser.add_argument("--raw-lines", type=int, default=1000000)
     parser.add_argument("--raw-events", type=int, default=300000)
+    parser.add_argument("--out", default=RESULTS, help="where the JSON result goes")
+    parser.add_argument("--label", default="", help="what this run's shipper settings are, kept in the result")
     args = parser.parse_args()
     with open(args.idc) as f:
         desc = yaml.safe_load(f)
@@ -296,7 +301,12 @@ def main():
         for p in core.list_namespaced_pod("idcloud-logging", label_selector="app.kubernetes.io/name=filebeat").items
         if p.spec.node_name == worker
     )
-    result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "node": worker, "line_bytes": 170}
+    result = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "label": args.label,
+        "node": worker,
+        "line_bytes": 170,
+    }
     container = f"{lab}-{worker}"
     print(f"raw producer (kcat) on {worker}, bare lines ...", flush=True)
     result["raw"] = raw_lines(container, pki, brokers, admin, args.raw_lines)
@@ -325,7 +335,7 @@ def main():
     result["ratio_to_raw"] = round(best / result["raw"]["lines_per_s"], 3)
     if "raw_events" in result:
         result["ratio_to_raw_events"] = round(best / result["raw_events"]["lines_per_s"], 3)
-    with open(RESULTS, "w") as f:
+    with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
     print(
         f"sustained {best} lines/s; raw lines {result['raw']['lines_per_s']} (ratio {result['ratio_to_raw']}); "

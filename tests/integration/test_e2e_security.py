@@ -3,6 +3,7 @@ encrypted in etcd, the audit trail of a change, the TLS the apiserver and the ku
 accept, and the kubelet's own settings, each read back from the real component."""
 
 import base64
+import concurrent.futures
 import http.client
 import json
 import os
@@ -178,6 +179,50 @@ def test_pod_service_account_tokens_are_not_extended(cluster):
     lifetime = claims["exp"] - claims["iat"]
     assert 0 < lifetime <= 3607, claims
     FIGURES["pod_token_lifetime_s"] = lifetime
+
+
+def test_a_service_cannot_claim_external_ips_and_events_are_rate_limited(cluster):
+    """DenyServiceExternalIPs and EventRateLimit (CIS 1.2.3, 1.2.9): a Service with externalIPs is
+    refused; a burst of Event writes into one namespace beyond its limit (qps 50, burst 100 on each
+    apiserver behind the VIP) is answered 429 while writes below it are accepted."""
+    core = cluster["core"]
+    svc = client.V1Service(
+        metadata=client.V1ObjectMeta(name="e2e-external-ip"),
+        spec=client.V1ServiceSpec(
+            ports=[client.V1ServicePort(port=80)], selector={"app": "none"}, external_ips=["192.0.2.10"]
+        ),
+    )
+    with pytest.raises(client.ApiException) as refused:
+        core.create_namespaced_service(NS, svc)
+    assert refused.value.status == 403 and "external IPs" in refused.value.body, refused.value.body
+
+    ns = "e2e-event-rate"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    try:
+        statuses = []
+
+        def write(i):
+            event = client.CoreV1Event(
+                metadata=client.V1ObjectMeta(name=f"burst-{i}"),
+                involved_object=client.V1ObjectReference(kind="ConfigMap", name="burst", namespace=ns),
+                reason="Burst",
+                message=f"event {i}",
+                type="Normal",
+            )
+            try:
+                core.create_namespaced_event(ns, event, _request_timeout=10)
+                statuses.append(201)
+            except client.ApiException as exc:
+                statuses.append(exc.status)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(write, range(600)))
+        counts = {code: statuses.count(code) for code in set(statuses)}
+        FIGURES["event_rate_limit"] = counts
+        assert set(counts) <= {201, 429}, counts
+        assert counts.get(429, 0) > 0 and counts.get(201, 0) >= 100, counts
+    finally:
+        core.delete_namespace(ns)
 
 
 def test_kube_bench_finds_no_failed_check(cluster):
