@@ -351,13 +351,16 @@ def _issued(directory):
     return found
 
 
-def _served_serial(address, port):
-    """The serial of the certificate a TLS server presents (not verified: only read)."""
+def _served_serial(address, port, client_cert=None):
+    """The serial of the certificate a TLS server presents (not verified: only read), offering
+    client_cert ((certificate, key) files) to a server that requires one."""
     from cryptography import x509
 
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    if client_cert:
+        context.load_cert_chain(*client_cert)
     with socket.create_connection((address, port), timeout=5) as sock, context.wrap_socket(sock) as tls:
         return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
 
@@ -438,7 +441,9 @@ def test_a_forced_rotation_renews_every_certificate_without_a_failed_request(clu
         served = _served_serial(host["address"], 6443)
         assert served == after["kubernetes"][f"apiserver-{host['name']}.crt"][0], host["name"]
     for host in hosts_with(desc, "kafka"):
-        served = _served_serial(host["address"], 9093)
+        served = _served_serial(
+            host["address"], 9093, (f"{dirs['kafka']}/client-admin.crt", f"{dirs['kafka']}/client-admin.key")
+        )
         assert served == after["kafka"][f"{host['name']}.crt"][0], host["name"]
     # and the expiry fact the inspection reads is the new certificates'
     for host, file, name in [
