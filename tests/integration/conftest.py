@@ -4,7 +4,8 @@
 test that asks for it, removed at the end. Tests that use it run after every other test
 (the other tests bring up small labs of their own and remove them); among them the tests
 that add hosts to it (marker `scale`) run after the checks, and the drills (marker `drill`)
-run last, in file order, so that neither can disturb a check. Tests marked `final` read
+run last, in file order, so that neither can disturb a check; a drill that changes the
+cluster for good (marker `last_drill`: a node re-cabled to another rack) runs after the others. Tests marked `final` read
 what the whole session did (the lab's egress log) and run after the drills.
 
 Tests marked `long` (a drill of several minutes) are left out of `make integration` for
@@ -28,6 +29,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "long: a drill of several minutes; `make drills`, out of `make test` for its budget"
     )
+    config.addinivalue_line(
+        "markers", "last_drill: changes the cluster for good (re-cables a node); runs after every other drill"
+    )
     config.addinivalue_line("markers", "final: checks the whole session (egress log); runs after the drills")
 
 
@@ -38,7 +42,7 @@ def pytest_collection_modifyitems(session, config, items):
         if item.get_closest_marker("final"):
             return 4
         if item.get_closest_marker("drill"):
-            return 3
+            return 3.5 if item.get_closest_marker("last_drill") else 3
         return 2 if item.get_closest_marker("scale") else 1
 
     items[:] = sorted(items, key=rank)  # stable: file order within each rank

@@ -280,6 +280,7 @@ def test_drill_etcd_then_apiservers_down_workload_unharmed(cluster):
 
 
 @pytest.mark.long
+@pytest.mark.last_drill
 def test_moving_a_node_to_another_rack_moves_its_peering(cluster, tmp_path):
     """Re-cable a worker into another rack (new address there), re-run: it peers with the new ToR."""
     desc = copy.deepcopy(cluster["desc"])
