@@ -93,7 +93,7 @@ integration: ## End-to-end tests against real components in the lab
 # key's rotation, a worker moved to another rack), then the egress log's check, on an e2e lab
 # of their own (about 16 min). Run and reported with every change to what they drill.
 drills: ## The long drills (marker `long`) on their own e2e lab, out of `make test` for its budget
-	$(BIN)/pytest -q -rsx --durations=0 --durations-min=5 -m "long or final" tests/integration
+	IDCLOUD_E2E_FIGURES=e2e-drills-figures.json $(BIN)/pytest -q -rsx --durations=0 --durations-min=5 -m "long or final" tests/integration
 
 # Out of `make test` for its budget: with the subset in it, `make test` took 48 min (integration
 # 40 min) on 2026-12-03, over the 45 min the suite must stay under (docs/conformance.md). Its

@@ -28,7 +28,8 @@ from lab_helpers import REPO, kmsg_mark, lab, lab_net, playbook, podman_exec, ru
 LAB = "it-k8s"
 CLUSTER = "itk8s"
 NET_FROM, NET_TO = "10.210.", f"10.{lab_net(LAB)}."
-# figures the tests measure; written to bench/results/e2e-figures.json at the end
+# figures the tests measure; written to bench/results/e2e-figures.json at the end (or the file
+# IDCLOUD_E2E_FIGURES names)
 FIGURES = {}
 
 
@@ -96,7 +97,8 @@ def converged_cluster(tmp_dir):
         print("figures:", json.dumps(FIGURES))
         results = os.path.join(REPO, "bench", "results")
         os.makedirs(results, exist_ok=True)
-        with open(os.path.join(results, "e2e-figures.json"), "w") as f:
+        # `make drills` keeps its figures apart (IDCLOUD_E2E_FIGURES=e2e-drills-figures.json)
+        with open(os.path.join(results, os.environ.get("IDCLOUD_E2E_FIGURES", "e2e-figures.json")), "w") as f:
             json.dump(
                 {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **FIGURES},
                 f,

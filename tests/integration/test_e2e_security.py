@@ -7,6 +7,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import threading
@@ -351,6 +352,13 @@ def _issued(directory):
     return found
 
 
+def _host_of(name):
+    """The lab host a per-host certificate file is for (apiserver-cp1.crt, kubelet-serving-w2.crt,
+    member-cp3.crt, Kafka's cp1.crt), None for a shared one (admin.crt, apiserver-kubelet-client.crt)."""
+    m = re.fullmatch(r"(?:kubelet-serving-|kubelet-|apiserver-|member-)?((?:cp|w|lb|spare)\d+)\.crt", name)
+    return m.group(1) if m else None
+
+
 def _served_serial(address, port, client_cert=None):
     """The serial of the certificate a TLS server presents (not verified: only read), offering
     client_cert ((certificate, key) files) to a server that requires one."""
@@ -388,7 +396,13 @@ def test_a_forced_rotation_renews_every_certificate_without_a_failed_request(clu
         for name in cas
         if os.path.exists(os.path.join(d, name))
     }
-    leaves = {kind: [n for n in certs if n not in not_ours] for kind, certs in before.items()}
+    # ~/.idcloud/<cluster> outlives the session's lab: a host an earlier session added (the scale
+    # tests' w3) has files there that this description does not issue
+    hosts = {h["name"] for room in desc["rooms"] for rack in room["racks"] for h in rack["hosts"]}
+    leaves = {
+        kind: [n for n in certs if n not in not_ours and _host_of(n) in hosts | {None}]
+        for kind, certs in before.items()
+    }
     assert all(leaves.values()), leaves
 
     failures, asked, stop = [], {"api": 0, "pods": 0}, threading.Event()
