@@ -4,6 +4,7 @@ accept, and the kubelet's own settings, each read back from the real component."
 
 import base64
 import concurrent.futures
+import copy
 import http.client
 import json
 import os
@@ -182,10 +183,14 @@ def test_pod_service_account_tokens_are_not_extended(cluster):
     FIGURES["pod_token_lifetime_s"] = lifetime
 
 
+# kube_apiserver_event_rate_limits' Namespace limit (roles/kube_apiserver/defaults/main.yml)
+QPS, BURST = 50, 100
+
+
 def test_a_service_cannot_claim_external_ips_and_events_are_rate_limited(cluster):
     """DenyServiceExternalIPs and EventRateLimit (CIS 1.2.3, 1.2.9): a Service with externalIPs is
-    refused; a burst of Event writes into one namespace beyond its limit (qps 50, burst 100 on each
-    apiserver behind the VIP) is answered 429 while writes below it are accepted."""
+    refused; a burst of Event writes into one namespace on one apiserver beyond its limit (qps 50,
+    burst 100) is answered 429, and no more are accepted than the limit allows."""
     core = cluster["core"]
     svc = client.V1Service(
         metadata=client.V1ObjectMeta(name="e2e-external-ip"),
@@ -199,6 +204,13 @@ def test_a_service_cannot_claim_external_ips_and_events_are_rate_limited(cluster
 
     ns = "e2e-event-rate"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    # One apiserver, not the VIP: each keeps its own count, so through the VIP the writes must
+    # outrun three refills (seen: 600 writes in 6 s on a loaded e2e cluster, all accepted)
+    cp = hosts_with(cluster["desc"], "control_plane")[0]
+    conf = copy.deepcopy(cluster["api"].configuration)
+    conf.host = f"https://{cp['address']}:6443"
+    conf.connection_pool_maxsize = 16  # one connection per writing thread
+    one = client.CoreV1Api(client.ApiClient(conf))
     try:
         statuses = []
 
@@ -211,17 +223,32 @@ def test_a_service_cannot_claim_external_ips_and_events_are_rate_limited(cluster
                 type="Normal",
             )
             try:
-                core.create_namespaced_event(ns, event, _request_timeout=10)
+                one.create_namespaced_event(ns, event, _request_timeout=10)
                 statuses.append(201)
             except client.ApiException as exc:
                 statuses.append(exc.status)
 
+        # Batches of 300 writes from 16 threads until the limiter answers 429 (at most 3,000): how
+        # fast the writes go depends on the machine, so the accepted count is held against what
+        # the limit allows in the time it took, not against a fixed number
+        started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(write, range(600)))
+            for first in range(0, 3000, 300):
+                list(pool.map(write, range(first, first + 300)))
+                if 429 in statuses:
+                    break
+        seconds = time.monotonic() - started
         counts = {code: statuses.count(code) for code in set(statuses)}
-        FIGURES["event_rate_limit"] = counts
+        allowed = BURST + QPS * seconds
+        FIGURES["event_rate_limit"] = {
+            **{str(code): n for code, n in counts.items()},
+            "apiserver": cp["name"],
+            "seconds": round(seconds, 1),
+            "allowed": int(allowed),
+        }
         assert set(counts) <= {201, 429}, counts
-        assert counts.get(429, 0) > 0 and counts.get(201, 0) >= 100, counts
+        assert counts.get(429, 0) > 0, f"no write refused in {seconds:.1f} s: {counts}"
+        assert BURST <= counts.get(201, 0) <= allowed, (counts, seconds, allowed)
     finally:
         core.delete_namespace(ns)
 
