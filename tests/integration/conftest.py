@@ -8,14 +8,18 @@ run last, in file order, so that neither can disturb a check; a drill that chang
 cluster for good (marker `last_drill`: a node re-cabled to another rack) runs after the others. Tests marked `final` read
 what the whole session did (the lab's egress log) and run after the drills.
 
-Tests marked `long` (a drill of several minutes) are left out of `make integration` for
-the 45-minute budget of `make test`; `make drills` runs them, with the `final` checks, on an
-e2e cluster of their own.
+Tests marked `long` (a drill of several minutes), `kafka` (the Kafka cluster and the log
+shipper) and `scale` (hosts added to the cluster) are left out of `make integration` for the
+45-minute budget of `make test`; `make e2e-extra` runs them, with the `final` checks, on an
+e2e cluster of their own. The e2e cluster carries Kafka and the log shipper only when a
+selected test is marked `kafka` (about 7 minutes of every full converge otherwise).
 """
 
 import pytest
 
 from e2e import converged_cluster
+
+WITH_KAFKA = pytest.StashKey[bool]()
 
 
 def pytest_configure(config):
@@ -33,6 +37,10 @@ def pytest_configure(config):
         "markers", "last_drill: changes the cluster for good (re-cables a node); runs after every other drill"
     )
     config.addinivalue_line("markers", "final: checks the whole session (egress log); runs after the drills")
+    config.addinivalue_line(
+        "markers",
+        "kafka: needs the Kafka cluster and the log shipper in the e2e cluster; `make e2e-extra`, out of `make test`",
+    )
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -48,7 +56,12 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = sorted(items, key=rank)  # stable: file order within each rank
 
 
+def pytest_collection_finish(session):
+    # after -m deselected what it does: the session's cluster gets Kafka only if a test needs it
+    session.config.stash[WITH_KAFKA] = any(item.get_closest_marker("kafka") for item in session.items)
+
+
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory):
-    with converged_cluster(str(tmp_path_factory.mktemp("e2e"))) as c:
+def cluster(request, tmp_path_factory):
+    with converged_cluster(str(tmp_path_factory.mktemp("e2e")), kafka=request.config.stash[WITH_KAFKA]) as c:
         yield c

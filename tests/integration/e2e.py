@@ -5,7 +5,10 @@ the VIP, 2 workers, the mirror with its registry), moved to 10.219.x so it canno
 main lab, without its 3 etcd spares: no e2e test reads them, they cost every full site.yml
 run here about a tenth of its time (make test's budget, issue 9), and molecule's etcd
 scenario forms a spare cluster and restores onto it. The Kafka brokers the spares carry in
-the main lab move to the control-plane host of the same rack (one per rack, as there). conftest.py's session fixture `cluster` brings
+the main lab move to the control-plane host of the same rack (one per rack, as there), when
+a selected test needs them (marker `kafka`); otherwise the cluster has no Kafka and no log
+shipper (`log_shipper_enabled: false`), which saves `make test` about 7 minutes of converges.
+conftest.py's session fixture `cluster` brings
 it up once: `lab up`, site.yml --check on the fresh hosts, the first converge; every
 test_e2e_* module reads that one cluster, and the drills (marker `drill`) run last.
 Everything here reads real state: the Node objects the kubelets report, the kubernetes
@@ -48,9 +51,20 @@ def ctr(host):
     return f"{LAB}-{host}"
 
 
+def without_kafka(desc):
+    """The description without the kafka role, and the log shipper off (it has no brokers)."""
+    for rack in racks(desc):
+        for host in rack["hosts"]:
+            host["roles"] = [r for r in host["roles"] if r != "kafka"]
+    desc["vars"]["log_shipper_enabled"] = False
+    return desc
+
+
 @contextlib.contextmanager
-def converged_cluster(tmp_dir):
-    """Bring the e2e lab up from nothing, preview and converge site.yml, yield the cluster."""
+def converged_cluster(tmp_dir, kafka=True):
+    """Bring the e2e lab up from nothing, preview and converge site.yml, yield the cluster.
+
+    kafka=False: no Kafka brokers and no log shipper (the tests that read them are not run)."""
     with open(os.path.join(REPO, "inventories", "lab", "idc.yml")) as f:
         desc = _moved(yaml.safe_load(f))
     desc["cluster"]["name"] = CLUSTER
@@ -62,6 +76,9 @@ def converged_cluster(tmp_dir):
             host = next(h for h in rack["hosts"] if "control_plane" in h["roles"])
             host["roles"] = host["roles"] + sorted(moved - set(host["roles"]))
     assert not hosts_with(desc, "etcd_spare"), "a host with etcd_spare and another role: keep it, or drop the role"
+    if not kafka:
+        without_kafka(desc)
+    FIGURES["kafka"] = kafka
     idc = write_inventory(tmp_dir, desc)
     logs = os.path.join(tmp_dir, "logs")
     os.makedirs(logs)
@@ -97,7 +114,7 @@ def converged_cluster(tmp_dir):
         print("figures:", json.dumps(FIGURES))
         results = os.path.join(REPO, "bench", "results")
         os.makedirs(results, exist_ok=True)
-        # `make drills` keeps its figures apart (IDCLOUD_E2E_FIGURES=e2e-drills-figures.json)
+        # `make e2e-extra` keeps its figures apart (IDCLOUD_E2E_FIGURES=e2e-extra-figures.json)
         with open(os.path.join(results, os.environ.get("IDCLOUD_E2E_FIGURES", "e2e-figures.json")), "w") as f:
             json.dump(
                 {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **FIGURES},

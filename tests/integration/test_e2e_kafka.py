@@ -18,6 +18,9 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from e2e import FIGURES, ctr, kafka_brokers, kafka_tls, rack_of, wait_for
 from lab_helpers import playbook, podman_exec, run_playbook
 
+# the e2e cluster carries Kafka and the shipper only for these (`make e2e-extra`)
+pytestmark = pytest.mark.kafka
+
 
 def health(admin):
     md = admin.list_topics(timeout=10)

@@ -17,6 +17,9 @@ from kubernetes import client
 from e2e import FIGURES, ctr, kafka_brokers, kafka_tls, wait_for
 from lab_helpers import podman_exec
 
+# the e2e cluster carries Kafka and the shipper only for these (`make e2e-extra`)
+pytestmark = pytest.mark.kafka
+
 NS = "e2e-logs"
 TOPIC = "logs"
 PAD = "x" * 150
