@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from kubernetes import client
 
-from e2e import FIGURES, ctr, kafka_brokers, kafka_tls, wait_for
+from e2e import FIGURES, ctr, kafka_brokers, kafka_tls, pod_exec, wait_for
 from lab_helpers import podman_exec
 
 # the e2e cluster carries Kafka and the shipper only for these (`make e2e-extra`)
@@ -209,6 +209,53 @@ def test_nothing_is_lost_when_the_kubelet_rotates_the_log_mid_stream(cluster, re
     FIGURES["logs_rotation_files"] = listing
     assert rotated, f"the kubelet rotated nothing: {listing}"
     check(reader.poll_until(run, count, 240), run, count, pod, "logs_rotated")
+
+
+def test_nothing_is_lost_when_a_new_shipper_finds_the_file_rotated_under_it(cluster, reader):
+    """The node's Filebeat stopped (SIGSTOP: it reads nothing, as far behind as it can be)
+    while the kubelet rotates the pod's file once, then its pod replaced: the new Filebeat
+    (like an input that autodiscover restarts on a pod update) must find the rotated file and
+    read it from the registry's offset; the current file alone lacks most of the lines."""
+    run, first, count = new_run(), 500, 8000
+    # `first` lines, then wait for SIGUSR1, then the rest: about 1.7 MB with containerd's
+    # prefixes, one rotation at the lab's 1 MiB and not a second (that one would compress it)
+    script = (
+        "go=; trap 'go=1' USR1; i=0; "
+        f"while [ $i -lt {count} ]; do "
+        f'if [ $i -eq {first} ]; then while [ -z "$go" ]; do sleep 0.2; done; fi; '
+        f"printf '%s %06d %s\\n' {run} $i {PAD}; i=$((i+1)); done; echo {run} done; sleep 100000"
+    )
+    pod = start_generator(cluster, "gen-behind", script)
+    node = pod.spec.node_name
+    shipped = reader.poll_until(run, first, 120)
+    assert len(shipped) >= first, f"only {len(shipped)} of the first {first} lines shipped before the stop"
+    old = shipper_on(cluster, node)
+    pids = podman_exec(ctr(node), "pgrep", "-x", "filebeat").stdout.split()
+    assert len(pids) == 1, f"filebeat processes on {node}: {pids}"
+    podman_exec(ctr(node), "kill", "-STOP", pids[0])
+    try:
+        pod_exec(cluster, pod, "sh", "-c", "kill -USR1 1")
+        wait_written(cluster, pod, run)
+        directory = f"/var/log/pods/{NS}_{pod.metadata.name}_{pod.metadata.uid}/gen"
+
+        def rotated():
+            names = podman_exec(ctr(node), "ls", directory).stdout.split()
+            return names if any(n != "0.log" for n in names) else None
+
+        listing = wait_for("the kubelet to rotate the pod's file", rotated, 60, 2)
+        FIGURES["logs_behind_rotation_files"] = listing
+        assert not [n for n in listing if n.endswith(".gz")], f"rotated twice, the first compressed: {listing}"
+    finally:
+        # the kubelet kills the stopped process (SIGKILL); then nothing may be left stopped
+        cluster["core"].delete_namespaced_pod(old.metadata.name, "idcloud-logging", grace_period_seconds=0)
+        wait_for(
+            "a new shipper on the node",
+            lambda: shipper_on(cluster, node).metadata.name != old.metadata.name,
+            120,
+            1,
+        )
+        podman_exec(ctr(node), "kill", "-CONT", pids[0], check=False)
+    check(reader.poll_until(run, count, 180), run, count, pod, "logs_new_shipper_after_rotation")
 
 
 def test_nothing_is_lost_when_the_pod_is_deleted_right_after_its_last_line(cluster, reader):
