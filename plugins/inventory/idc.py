@@ -14,6 +14,8 @@ description:
     sizes), validates the whole of it and turns it into groups and host variables.
   - Validation runs before any host is added; every problem is reported at once, each naming
     the field path, the value and the fix. An invalid description adds nothing to the inventory.
+    What is valid but advised against (a single Ceph mon, mons sharing a rack, a pool size of 1)
+    is shown as a warning, in the same form.
   - 'Role groups: C(etcd), C(etcd_spare), C(kube_control_plane) (role C(control_plane)),
     C(kube_node) (role C(worker)), C(lb), C(ceph_mon), C(ceph_mgr), C(ceph_osd), C(ceph_mds),
     C(gluster), C(kafka); they exist even when empty.'
@@ -24,11 +26,16 @@ description:
     point C(ansible_host) elsewhere), C(idc_room), C(idc_rack), C(idc_rack_subnet),
     C(idc_rack_gateway), C(idc_tor_name), C(idc_tor_as), C(idc_tor_peer), C(idc_tor_uplink) (the
     ToR''s O(rooms[].racks[].tor.uplink) or null), C(idc_node_as),
-    C(idc_roles), C(idc_cpu), C(idc_memory_gib), then the host''s O(rooms[].racks[].hosts[].vars).
+    C(idc_roles), C(idc_cpu), C(idc_memory_gib), C(idc_ceph_osd_devices) (the host''s
+    O(rooms[].racks[].hosts[].osd_devices) as C({path, file, size_gib}) items, an empty list without any),
+    then the host''s O(rooms[].racks[].hosts[].vars).
     Group C(all) gets C(idc_cluster_name), C(idc_pod_cidr), C(idc_service_cidr), C(idc_node_as),
     C(idc_cluster_domain), C(idc_apiserver_vip) (an empty string without a VIP), C(idc_apiserver_port),
     C(idc_apiserver_url) (C(https://VIP:port), or the first control plane''s address without a VIP),
-    C(idc_pod_block_size), C(idc_fixed_ip_cidr) (null without one), C(idc_advertise_service_cidr), then O(vars).'
+    C(idc_pod_block_size), C(idc_fixed_ip_cidr) (null without one), C(idc_advertise_service_cidr),
+    C(idc_ceph) (null without Ceph; else C(mode), C(pool_size), C(failure_domain) (null in external mode),
+    C(mons) (the mon addresses: the C(ceph_mon) hosts'', or O(ceph.external.mons)) and C(crush_tree)
+    (C({room, rack, host}) of every C(ceph_osd) host, empty in external mode)), then O(vars).'
   - The file name must end with C(idc.yml) or C(idc.yaml), for example C(idc.yml) or C(bj1.idc.yml).
   - An empty file and a key written twice in one mapping are errors, not an empty inventory or a silently dropped value.
   - The full format reference, with every validation rule, is docs/idc-description.md in the collection.
@@ -119,6 +126,43 @@ options:
   lab:
     description: Settings read only by the lab tool; ignored and not validated by this plugin.
     type: dict
+  ceph:
+    description:
+      - The Ceph cluster of this data centre. Without it and without any C(ceph_*) role there is no Ceph;
+        C(ceph_*) roles without it mean O(ceph.mode=internal) with the defaults.
+      - 'Internal mode: an odd number of C(ceph_mon) hosts, 3 or 5 (1 or more than 5 is a warning, and so are mons
+        in fewer racks than they could be), at least one C(ceph_mgr), C(ceph_osd) hosts each with
+        O(rooms[].racks[].hosts[].osd_devices), and O(ceph.pool_size) not above the OSD count or the failure
+        domains that hold OSDs.'
+    type: dict
+    suboptions:
+      mode:
+        description:
+          - V(internal) deploys Ceph on the hosts with the C(ceph_*) roles; V(external) connects to the storage
+            team's cluster at O(ceph.external.mons), and then no host may have a C(ceph_*) role.
+        type: str
+        choices: [internal, external]
+        default: internal
+      pool_size:
+        description: Replicas of each object in the pools the collection makes, 1..10 (1 is a warning).
+        type: int
+        default: 3
+      failure_domain:
+        description:
+          - The level each replica of a pool goes to a different one of; the CRUSH map mirrors room, rack and
+            host from the description. Internal mode only.
+        type: str
+        choices: [host, rack, room]
+        default: rack
+      external:
+        description: The storage team's cluster; required with O(ceph.mode=external), refused otherwise.
+        type: dict
+        suboptions:
+          mons:
+            description: The addresses of its mons (IP addresses, default ports); at least one, each once.
+            type: list
+            elements: str
+            required: true
   rooms:
     description: The rooms of the data centre; at least one.
     type: list
@@ -212,6 +256,15 @@ options:
                     description: Memory in GiB, a positive number.
                     type: float
                     required: true
+              osd_devices:
+                description:
+                  - The devices of a C(ceph_osd) host, one OSD each; required on every C(ceph_osd) host in internal
+                    mode and refused on other hosts.
+                  - 'A block device is a plain path under C(/dev) (C(/dev/sdb), C(/dev/disk/by-id/...)); a
+                    file-backed device for a lab is C({file: /var/lib/ceph-osd/osd-0.img, size_gib: 10}), a file
+                    outside C(/dev) that the role makes. Each path once per host.'
+                type: list
+                elements: raw
               vars:
                 description: Host variables; they override the computed ones except the reserved C(idc_*) names.
                 type: dict
@@ -309,6 +362,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         if errors:
             # a key written twice and the description's own errors, all at once
             raise AnsibleParserError(f"{path}: {IdcValidationError(errors)}") from None
+        for warning in description.warnings:
+            self.display.warning(f"{path}: {warning}")
         self.set_options(direct=source, var_options=self._vars)
         self._populate(description, inventory_layout(description))
 

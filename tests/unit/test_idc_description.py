@@ -38,10 +38,12 @@ def rack(name, third_octet, hosts, tor_as=None, **extra):
 
 
 def small_description():
-    """Two rooms, three racks, three etcd members: the smallest interesting valid description."""
+    """Two rooms, three racks, three etcd members, a one-host Ceph: the smallest interesting valid description."""
     return {
         "plugin": "idcloud.platform.idc",
         "cluster": {"name": "bj1-prod", "pod_cidr": "10.244.0.0/16", "service_cidr": "10.96.0.0/16", "node_as": 64512},
+        # one OSD on s1: one replica (a warning, like its single mon)
+        "ceph": {"pool_size": 1},
         "rooms": [
             {
                 "name": "room-a",
@@ -59,7 +61,7 @@ def small_description():
                         2,
                         [
                             host("m2", "10.10.2.11", ["etcd", "control_plane"]),
-                            host("s1", "10.10.2.31", ["ceph_mon", "ceph_osd"]),
+                            host("s1", "10.10.2.31", ["ceph_mon", "ceph_mgr", "ceph_osd"], osd_devices=["/dev/sdb"]),
                         ],
                     ),
                 ],
@@ -760,7 +762,7 @@ def test_inventory_layout_of_a_small_description(desc):
         "kube_node": ["w1"],
         "lb": [],
         "ceph_mon": ["s1"],
-        "ceph_mgr": [],
+        "ceph_mgr": ["s1"],
         "ceph_osd": ["s1"],
         "ceph_mds": [],
         "gluster": [],
@@ -791,6 +793,13 @@ def test_inventory_layout_of_a_small_description(desc):
         "idc_pod_block_size": 27,
         "idc_fixed_ip_cidr": None,
         "idc_advertise_service_cidr": False,
+        "idc_ceph": {
+            "mode": "internal",
+            "pool_size": 1,
+            "failure_domain": "rack",
+            "mons": ["10.10.2.31"],
+            "crush_tree": [{"room": "room-a", "rack": "a02", "host": "s1"}],
+        },
         "ntp_servers": ["10.0.0.1"],
     }
     assert list(layout["hostvars"]) == ["m1", "w1", "m2", "s1", "m3"]
@@ -809,9 +818,11 @@ def test_inventory_layout_of_a_small_description(desc):
         "idc_roles": ["etcd", "control_plane"],
         "idc_cpu": 16,
         "idc_memory_gib": 64,
+        "idc_ceph_osd_devices": [],
         "node_labels": {"disk": "nvme"},
     }
     assert layout["hostvars"]["w1"]["ansible_host"] == "10.10.1.21"
+    assert layout["hostvars"]["s1"]["idc_ceph_osd_devices"] == [{"path": "/dev/sdb", "file": False, "size_gib": None}]
 
 
 def test_location_group_names_are_normalised(desc):
@@ -1280,7 +1291,7 @@ def test_partial_descriptions_may_leave_out_control_plane_and_workers(desc):
         ["etcd"],
         ["ceph_mgr"],
         ["etcd"],
-        ["ceph_mon", "ceph_osd"],
+        ["ceph_mon", "ceph_mgr", "ceph_osd"],
         ["etcd"],
     ]
     # etcd stays required: the quorum rule is not lifted

@@ -3,7 +3,8 @@
 """Fuzzing the IDC description's validation with hypothesis: no input makes it raise anything else.
 
 Descriptions are generated valid (one to four racks in one or two rooms, IPv4 or IPv6, with or
-without uplinks, an lb pair, a fixed-address range, partial) and then mostly broken: a few
+without uplinks, an lb pair, a fixed-address range, partial, no Ceph, an internal Ceph with
+osd_devices or the storage team's) and then mostly broken: a few
 mutations each replace a value with one of another type or an odd one, delete a key, add an
 unknown one, duplicate a list entry or copy a value from elsewhere in the description (so names,
 addresses and AS numbers collide). Whatever comes out, parse_description returns a model that
@@ -102,8 +103,14 @@ def valid_descriptions(draw):
     extra = draw(
         st.lists(
             st.sets(
-                # quorum roles have their own draws: an odd count is the rule
-                st.sampled_from([r for r in KNOWN_ROLES if r not in ("etcd", "etcd_spare", "lb", "kafka")]),
+                # quorum roles and Ceph have their own draws: an odd count is the rule, Ceph has its own
+                st.sampled_from(
+                    [
+                        r
+                        for r in KNOWN_ROLES
+                        if r not in ("etcd", "etcd_spare", "lb", "kafka") and not r.startswith("ceph")
+                    ]
+                ),
                 min_size=1,
                 max_size=3,
             ),
@@ -155,7 +162,56 @@ def valid_descriptions(draw):
     rooms = [{"name": "room-a", "racks": racks[:split]}]
     if racks[split:]:
         rooms.append({"name": "room-b", "racks": racks[split:]})
-    return {"plugin": "idcloud.platform.idc", "cluster": cluster, "vars": {"ntp": ["10.0.0.1"]}, "rooms": rooms}
+    data = {"plugin": "idcloud.platform.idc", "cluster": cluster, "vars": {"ntp": ["10.0.0.1"]}, "rooms": rooms}
+    ceph = draw(ceph_sections(rooms, net, v6))
+    if ceph is not None:
+        data["ceph"] = ceph
+    return data
+
+
+@st.composite
+def ceph_sections(draw, rooms, net, v6):
+    """No Ceph, the storage team's, or one on hosts c1.. over the racks: 1 or 3 mons, OSDs with devices."""
+    mode = draw(st.sampled_from([None, "internal", "internal", "external"]))
+    if mode is None:
+        return None
+    if mode == "external":
+        mons = [f"fd00:20::{11 + n}" if v6 else f"10.20.0.{11 + n}" for n in range(draw(st.integers(1, 3)))]
+        return {"mode": "external", "external": {"mons": mons}}
+    mons, mgrs, osd_hosts = draw(st.sampled_from([1, 3])), draw(st.integers(1, 2)), draw(st.integers(1, 4))
+    mds = draw(st.booleans())
+    domain = draw(st.sampled_from(["host", "rack", "room"]))
+    racks = [(room["name"], rack) for room in rooms for rack in room["racks"]]
+    osds, domains = 0, set()
+    for n in range(max(mons, mgrs, osd_hosts)):
+        room, rack = racks[n % len(racks)]
+        index = int(rack["name"][1:])
+        roles = [role for role, count in (("ceph_mon", mons), ("ceph_mgr", mgrs), ("ceph_osd", osd_hosts)) if n < count]
+        if mds and n == 0:
+            roles.append("ceph_mds")
+        entry = {
+            "name": f"c{n + 1}",
+            "address": f"{net(index)}{80 + n}",
+            "roles": roles,
+            "size": {"cpu": 8, "memory_gib": 32},
+        }
+        if "ceph_osd" in roles:
+            devices = draw(
+                st.lists(
+                    st.sampled_from(
+                        ["/dev/sdb", "/dev/sdc", "/dev/disk/by-id/wwn-0x1", {"file": "/srv/osd.img", "size_gib": 2}]
+                    ),
+                    min_size=1,
+                    max_size=3,
+                    unique_by=lambda d: d if isinstance(d, str) else d["file"],
+                )
+            )
+            entry["osd_devices"] = devices
+            osds += len(devices)
+            domains.add({"host": entry["name"], "rack": rack["name"], "room": room}[domain])
+        rack["hosts"].append(entry)
+    section = {"pool_size": draw(st.integers(1, min(osds, len(domains)))), "failure_domain": domain}
+    return draw(st.sampled_from([section, dict(section, mode="internal")]))
 
 
 # -- broken ones ----------------------------------------------------------------------------

@@ -53,12 +53,18 @@ rooms:
         tor: {name: tor-b1, as: 65102, peer: 10.10.2.254}
         hosts:
           - {name: m2, address: 10.10.2.11, roles: [etcd, control_plane], size: {cpu: 16, memory_gib: 64}}
-          - {name: m3, address: 10.10.2.12, roles: [etcd, control_plane, ceph_osd], size: {cpu: 16, memory_gib: 64}}
+          - name: m3
+            address: 10.10.2.12
+            roles: [etcd, control_plane, ceph_mon, ceph_mgr, ceph_osd]
+            size: {cpu: 16, memory_gib: 64}
+            osd_devices: [/dev/sdb, {file: /var/lib/ceph-osd/m3-1.img, size_gib: 2}]
       - name: b02
         subnet: 10.10.3.0/24
         gateway: 10.10.3.1
         tor: {as: 65103, peer: 10.10.3.254}
         hosts: []
+# one OSD host: one replica (a warning, like its single mon)
+ceph: {pool_size: 1}
 """
 
 BROKEN = DESCRIPTION.replace("10.10.2.12", "10.10.9.12").replace("roles: [worker]", "roles: [wroker]")
@@ -126,8 +132,9 @@ def test_groups_and_children(write):
     assert members(inventory, "etcd") == ["m1", "m2", "m3"]
     assert members(inventory, "kube_control_plane") == ["m1", "m2", "m3"]
     assert members(inventory, "kube_node") == ["w1"]
-    assert members(inventory, "ceph_osd") == ["m3"]
-    for empty in ("etcd_spare", "lb", "ceph_mon", "ceph_mgr", "ceph_mds", "gluster", "kafka"):
+    for ceph in ("ceph_mon", "ceph_mgr", "ceph_osd"):
+        assert members(inventory, ceph) == ["m3"], ceph
+    for empty in ("etcd_spare", "lb", "ceph_mds", "gluster", "kafka"):
         assert members(inventory, empty) == [], empty
     assert sorted(child_groups(inventory, "k8s_cluster")) == ["kube_control_plane", "kube_node"]
     assert sorted(child_groups(inventory, "storage")) == ["ceph_mds", "ceph_mgr", "ceph_mon", "ceph_osd", "gluster"]
@@ -175,8 +182,51 @@ def test_host_and_group_variables(write):
         "idc_pod_block_size": 27,
         "idc_fixed_ip_cidr": None,
         "idc_advertise_service_cidr": False,
+        "idc_ceph": {
+            "mode": "internal",
+            "pool_size": 1,
+            "failure_domain": "rack",
+            "mons": ["10.10.2.12"],
+            "crush_tree": [{"room": "room-b", "rack": "b01", "host": "m3"}],
+        },
         "ntp_servers": ["10.0.0.123"],
     }
+
+
+def test_ceph_devices_become_host_variables(write):
+    inventory = parse(write(DESCRIPTION))
+    assert inventory.get_host("m3").get_vars()["idc_ceph_osd_devices"] == [
+        {"path": "/dev/sdb", "file": False, "size_gib": None},
+        {"path": "/var/lib/ceph-osd/m3-1.img", "file": True, "size_gib": 2},
+    ]
+    assert inventory.get_host("w1").get_vars()["idc_ceph_osd_devices"] == []
+
+
+def test_warnings_are_shown_with_the_file_and_the_inventory_is_made(write, monkeypatch):
+    found = plugin()
+    shown = []
+    monkeypatch.setattr(found.display, "warning", shown.append)
+    path = write(DESCRIPTION)
+    inventory = InventoryData()
+    found.parse(inventory, DataLoader(), str(path), cache=False)
+    assert shown == [
+        f"{path}: role ceph_mon: 1 host has it (m3): the cluster stops whenever that host does; fix: give ceph_mon to "
+        "3 hosts in 3 racks for a cluster that outlives a host; one mon is for a lab or a test",
+        f"{path}: ceph.pool_size: 1 keeps a single copy of every object: losing one OSD loses data; fix: use 3 (2 at "
+        "the least) for data that matters; a pool size of 1 is for a lab, and Ceph accepts it only with "
+        "mon_allow_pool_size_one",
+    ]
+    assert list(inventory.hosts) == ["m1", "w1", "m2", "m3"]
+
+
+def test_a_ceph_error_fails_the_inventory(write):
+    path = write(DESCRIPTION.replace("osd_devices: [/dev/sdb, ", "osd_devices: [sdb, "))
+    with pytest.raises(AnsibleParserError) as info:
+        parse(path)
+    assert (
+        "rooms[room-b].racks[b01].hosts[m3].osd_devices[0]: 'sdb' is not an absolute path; fix: write the whole "
+        "path, e.g. /dev/sdb"
+    ) in str(info.value)
 
 
 def test_apiserver_vip_becomes_group_all_variables(write):
@@ -409,7 +459,13 @@ def test_ansible_inventory_list_from_any_directory(write, tmp_path, run_ansible)
     listing = json.loads(result.stdout)
     assert listing["etcd"]["hosts"] == ["m1", "m2", "m3"]
     assert sorted(listing["k8s_cluster"]["children"]) == ["kube_control_plane", "kube_node"]
-    assert listing["_meta"]["hostvars"]["m3"]["idc_roles"] == ["etcd", "control_plane", "ceph_osd"]
+    assert listing["_meta"]["hostvars"]["m3"]["idc_roles"] == [
+        "etcd",
+        "control_plane",
+        "ceph_mon",
+        "ceph_mgr",
+        "ceph_osd",
+    ]
     m3 = listing["_meta"]["hostvars"]["m3"]
     assert m3["ansible_host"] == "10.10.2.12" and m3["idc_rack_subnet"] == "10.10.2.0/24"
     assert m3["idc_tor_uplink"] == {"address": "10.10.0.12/24", "peer": "10.10.0.1", "as": 65000}
@@ -456,6 +512,9 @@ def test_ansible_doc_documents_the_plugin(run_ansible):
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)["idcloud.platform.idc"]["doc"]
     assert doc["options"]["plugin"]["choices"] == ["idcloud.platform.idc"]
-    assert {"cluster", "rooms", "vars", "lab", "compose", "groups", "keyed_groups", "strict"} <= set(doc["options"])
+    assert {"cluster", "rooms", "vars", "lab", "ceph", "compose", "groups", "keyed_groups", "strict"} <= set(
+        doc["options"]
+    )
     host_options = doc["options"]["rooms"]["suboptions"]["racks"]["suboptions"]["hosts"]["suboptions"]
-    assert set(host_options) == {"name", "address", "roles", "size", "vars"}
+    assert set(host_options) == {"name", "address", "roles", "size", "osd_devices", "vars"}
+    assert set(doc["options"]["ceph"]["suboptions"]) == {"mode", "pool_size", "failure_domain", "external"}

@@ -3,7 +3,8 @@
 """Every problem at once: the error collector the IDC description and the Calico plan share.
 
 A checker records each problem as ``path: problem; fix: ...`` and keeps going; at the end
-raise_if_any() raises one exception that lists them all, headed by what was checked.
+raise_if_any() raises one exception that lists them all, headed by what was checked. What
+works but is advised against is a warning in the same form (warn()), kept apart from the errors.
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ class ValidationError(ValueError):
 
 
 class ErrorCollector:
-    """Collects ``path: problem; fix: ...`` messages; raises them together as ``error_class``."""
+    """Collects ``path: problem; fix: ...`` messages; raises the errors together as ``error_class``."""
 
     error_class: type[ValidationError] = ValidationError
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.warnings: list[str] = []
 
     def fail(self, path: str, problem: str, fix: str) -> None:
         self.errors.append(f"{path}: {problem}; fix: {fix}")
+
+    def warn(self, path: str, problem: str, fix: str) -> None:
+        self.warnings.append(f"{path}: {problem}; fix: {fix}")
 
     def raise_if_any(self) -> None:
         if self.errors:

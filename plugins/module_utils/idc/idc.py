@@ -14,6 +14,7 @@ module_utils/<domain>/<plugin name>.py); the code is split by concern:
   model.py         the dataclasses and the names of roles, groups and variables
   validation.py    parse_description and the per-field readers
   cross_checks.py  the rules that need the whole description
+  ceph_section.py  the ceph section, each host's osd_devices and the Ceph rules
   source.py        the file's YAML text: an empty file, a key written twice
   layout.py        inventory_layout and hosts_from_hostvars
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 from ansible_collections.idcloud.platform.plugins.module_utils.idc.layout import hosts_from_hostvars, inventory_layout
 from ansible_collections.idcloud.platform.plugins.module_utils.idc.model import (
     ALL_VAR_NAMES,
+    CEPH_DAEMON_ROLES,
     DEFAULT_APISERVER_PORT,
     DEFAULT_DOMAIN,
     DEFAULT_POD_BLOCK_SIZE,
@@ -31,9 +33,11 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.model import 
     PARENT_GROUPS,
     PLUGIN_KEYS,
     ROLE_GROUPS,
+    Ceph,
     Host,
     IdcDescription,
     IdcValidationError,
+    OsdDevice,
     Rack,
     Room,
     group_name,
@@ -42,6 +46,7 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.validation im
 
 __all__ = [
     "ALL_VAR_NAMES",
+    "CEPH_DAEMON_ROLES",
     "DEFAULT_APISERVER_PORT",
     "DEFAULT_DOMAIN",
     "DEFAULT_POD_BLOCK_SIZE",
@@ -50,9 +55,11 @@ __all__ = [
     "PARENT_GROUPS",
     "PLUGIN_KEYS",
     "ROLE_GROUPS",
+    "Ceph",
     "Host",
     "IdcDescription",
     "IdcValidationError",
+    "OsdDevice",
     "Rack",
     "Room",
     "group_name",

@@ -51,6 +51,7 @@ def inventory_layout(desc: IdcDescription) -> dict[str, Any]:
         "idc_pod_block_size": desc.pod_block_size,
         "idc_fixed_ip_cidr": desc.fixed_ip_cidr,
         "idc_advertise_service_cidr": desc.advertise_service_cidr,
+        "idc_ceph": ceph_vars(desc),
     }
     all_vars.update(desc.vars)
     return {"groups": groups, "children": children, "hostvars": hostvars, "all_vars": all_vars}
@@ -72,10 +73,24 @@ def _host_vars(desc: IdcDescription, rack: Rack, host: Host) -> dict[str, Any]:
         "idc_roles": list(host.roles),
         "idc_cpu": host.cpu,
         "idc_memory_gib": host.memory_gib,
+        "idc_ceph_osd_devices": [device.as_var() for device in host.osd_devices],
     }
     # the host's own vars come last so they can point ansible_host at a management address
     hostvars.update(host.vars)
     return hostvars
+
+
+def ceph_vars(desc: IdcDescription) -> dict[str, Any] | None:
+    """idc_ceph: the ceph section with its defaults, the mon addresses and the CRUSH tree; None without Ceph."""
+    if desc.ceph is None:
+        return None
+    return {
+        "mode": desc.ceph.mode,
+        "pool_size": desc.ceph.pool_size,
+        "failure_domain": desc.ceph.failure_domain,
+        "mons": desc.ceph_mons,
+        "crush_tree": desc.crush_tree(),
+    }
 
 
 def hosts_from_hostvars(hosts: Any) -> list[dict[str, Any]]:

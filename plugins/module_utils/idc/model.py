@@ -36,6 +36,19 @@ ROLE_GROUPS: dict[str, str] = {
 }
 KNOWN_ROLES: tuple[str, ...] = tuple(ROLE_GROUPS)
 
+# the roles that place Ceph daemons; with any of them the description deploys a Ceph cluster
+CEPH_DAEMON_ROLES: tuple[str, ...] = ("ceph_mon", "ceph_mgr", "ceph_osd", "ceph_mds")
+# ceph.mode: a cluster the collection deploys on the description's hosts, or the storage team's
+CEPH_MODES: tuple[str, ...] = ("internal", "external")
+# ceph.failure_domain: the CRUSH level each replica of a pool goes to a different one of
+CEPH_FAILURE_DOMAINS: tuple[str, ...] = ("host", "rack", "room")
+DEFAULT_CEPH_POOL_SIZE = 3
+DEFAULT_CEPH_FAILURE_DOMAIN = "rack"
+# Ceph refuses a pool size outside 1..10
+CEPH_POOL_SIZE_MAX = 10
+# the CRUSH root the hierarchy (room -> rack -> host) hangs from; no room, rack or host may take its name
+CEPH_CRUSH_ROOT = "default"
+
 # groups made of role groups, so plays can target "the whole cluster" or "all storage"
 PARENT_GROUPS: dict[str, tuple[str, ...]] = {
     "k8s_cluster": ("kube_control_plane", "kube_node"),
@@ -69,6 +82,7 @@ HOST_VAR_NAMES: tuple[str, ...] = (
     "idc_roles",
     "idc_cpu",
     "idc_memory_gib",
+    "idc_ceph_osd_devices",
 )
 ALL_VAR_NAMES: tuple[str, ...] = (
     "idc_cluster_name",
@@ -82,6 +96,7 @@ ALL_VAR_NAMES: tuple[str, ...] = (
     "idc_pod_block_size",
     "idc_fixed_ip_cidr",
     "idc_advertise_service_cidr",
+    "idc_ceph",
 )
 
 _GROUP_UNSAFE_RE = re.compile(r"[^a-z0-9_]")
@@ -94,6 +109,35 @@ class IdcValidationError(ValidationError):
 
 
 @dataclass
+class OsdDevice:
+    """One OSD's device: a block device (/dev/...), or a file the role makes and attaches (size_gib)."""
+
+    path: str
+    # set for a file-backed device (a lab, a test); None for a block device
+    size_gib: float | None = None
+
+    @property
+    def file(self) -> bool:
+        return self.size_gib is not None
+
+    def as_var(self) -> dict[str, Any]:
+        return {"path": self.path, "file": self.file, "size_gib": self.size_gib}
+
+
+@dataclass
+class Ceph:
+    """The ceph section with its defaults filled in; implied (declared False) by Ceph roles without one."""
+
+    mode: str = "internal"
+    pool_size: int = DEFAULT_CEPH_POOL_SIZE
+    # None in external mode: the storage team's CRUSH map decides
+    failure_domain: str | None = DEFAULT_CEPH_FAILURE_DOMAIN
+    # mode external: the storage team's mon addresses
+    external_mons: list[str] = field(default_factory=list)
+    declared: bool = True
+
+
+@dataclass
 class Host:
     name: str
     address: str
@@ -103,6 +147,7 @@ class Host:
     vars: dict[str, Any]
     rack: str
     room: str
+    osd_devices: list[OsdDevice] = field(default_factory=list)
 
     @property
     def groups(self) -> list[str]:
@@ -164,6 +209,10 @@ class IdcDescription:
     # the part of pod_cidr kept for pods that ask for a fixed address (each announced as a /32)
     fixed_ip_network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
     advertise_service_cidr: bool = False
+    # None: no Ceph (no ceph section and no Ceph role)
+    ceph: Ceph | None = None
+    # what validation accepted but advises against, as "path: problem; fix: ..."
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def pod_cidr(self) -> str | None:
@@ -188,6 +237,25 @@ class IdcDescription:
             address = control_planes[0].address
         host = f"[{address}]" if ":" in address else address
         return f"https://{host}:{self.apiserver_port}"
+
+    @property
+    def ceph_mons(self) -> list[str]:
+        """The addresses Ceph clients reach the mons at: the ceph_mon hosts' (internal) or ceph.external.mons."""
+        if self.ceph is None:
+            return []
+        if self.ceph.mode == "external":
+            return list(self.ceph.external_mons)
+        return [host.address for host in self.iter_hosts() if "ceph_mon" in (host.roles or ())]
+
+    def crush_tree(self) -> list[dict[str, str]]:
+        """Where each OSD host sits, as the CRUSH hierarchy mirrors it: [{room, rack, host}], in description order."""
+        if self.ceph is None or self.ceph.mode != "internal":
+            return []
+        return [
+            {"room": host.room, "rack": host.rack, "host": host.name}
+            for host in self.iter_hosts()
+            if "ceph_osd" in (host.roles or ())
+        ]
 
     def iter_racks(self) -> Iterator[Rack]:
         for room in self.rooms:

@@ -4,7 +4,8 @@
 
 parse_description() is the only way to a model (model.IdcDescription). The per-field readers
 live here (_Checker); the rules that need the whole description (unique names and addresses,
-disjoint networks, quorum, the VIP's segment, BGP) are cross_checks.CrossChecks.
+disjoint networks, quorum, the VIP's segment, BGP) are cross_checks.CrossChecks, and the Ceph
+section with its rules is ceph_section.CephSection.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from ansible_collections.idcloud.platform.plugins.module_utils.common.fields imp
     shown,
     type_name,
 )
+from ansible_collections.idcloud.platform.plugins.module_utils.idc.ceph_section import CephSection
 from ansible_collections.idcloud.platform.plugins.module_utils.idc.cross_checks import CrossChecks
 from ansible_collections.idcloud.platform.plugins.module_utils.idc.model import (
     ALL_VAR_NAMES,
+    CEPH_DAEMON_ROLES,
     DEFAULT_APISERVER_PORT,
     DEFAULT_DOMAIN,
     DEFAULT_POD_BLOCK_SIZE,
@@ -31,6 +34,7 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.model import 
     KNOWN_ROLES,
     PLUGIN_KEYS,
     ROLE_GROUPS,
+    Ceph,
     Host,
     IdcDescription,
     IdcValidationError,
@@ -38,7 +42,7 @@ from ansible_collections.idcloud.platform.plugins.module_utils.idc.model import 
     Room,
 )
 
-_TOP_KEYS = ("cluster", "vars", "lab", "rooms")
+_TOP_KEYS = ("cluster", "vars", "lab", "ceph", "rooms")
 _CLUSTER_KEYS = (
     "name",
     "pod_cidr",
@@ -56,7 +60,7 @@ _ROOM_KEYS = ("name", "racks")
 _RACK_KEYS = ("name", "subnet", "gateway", "tor", "hosts")
 _TOR_KEYS = ("name", "as", "peer", "uplink")
 _UPLINK_KEYS = ("address", "peer", "as")
-_HOST_KEYS = ("name", "address", "roles", "size", "vars")
+_HOST_KEYS = ("name", "address", "roles", "size", "osd_devices", "vars")
 _SIZE_KEYS = ("cpu", "memory_gib")
 # letting vars set these would make the description lie; ansible_host may point at a management address
 _RESERVED_VARS = frozenset(HOST_VAR_NAMES + ALL_VAR_NAMES) - {"ansible_host"}
@@ -72,10 +76,12 @@ def parse_description(data: Any) -> IdcDescription:
 
     Raises IdcValidationError listing every problem found. The inventory
     plugin's own keys (PLUGIN_KEYS) are accepted at the top level and ignored.
+    What is valid but advised against is in the model's ``warnings``.
     """
     checker = _Checker()
     description = checker.description(data)
     checker.raise_if_any()
+    description.warnings = list(checker.warnings)
     return description
 
 
@@ -95,7 +101,7 @@ def _item_path(parent: str, key: str, items: list, index: int) -> str:
     return f"{parent}.{key}[{name}]" if parent else f"{key}[{name}]"
 
 
-class _Checker(CrossChecks, FieldReader):
+class _Checker(CephSection, CrossChecks, FieldReader):
     """Walks a description, collecting every error instead of stopping at the first."""
 
     error_class = IdcValidationError
@@ -179,6 +185,11 @@ class _Checker(CrossChecks, FieldReader):
             partial = bool(self.take(cluster, "partial", "cluster", self.boolean, "true", required=False))
         all_vars = self.take(data, "vars", "", self.variables, "{ntp_servers: [10.0.0.1]}", required=False)
         lab = self.take(data, "lab", "", self.mapping, "{name: idlab}", required=False)
+        ceph = self.take(data, "ceph", "", self.mapping, "{mode: internal, pool_size: 3}", required=False)
+        if ceph is not None:
+            ceph = self.ceph_section(ceph)
+        elif data.get("ceph") is not None:
+            self.ceph_errors = True
         rooms = []
         raw_rooms = self.take(data, "rooms", "", self.seq, "[{name: room-a, racks: [...]}]")
         if raw_rooms is not None and not raw_rooms:
@@ -201,11 +212,20 @@ class _Checker(CrossChecks, FieldReader):
             pod_block_size=block_size,
             fixed_ip_network=fixed,
             advertise_service_cidr=advertise,
+            ceph=ceph,
         )
         self.cross_checks(
             desc, pod, service, vip, cluster is not None and cluster.get("apiserver_vip") is not None, partial
         )
         self.bgp_checks(desc, pod, service, fixed)
+        # like the quorum rules: only when every host's roles (and every Ceph field) could be read
+        if desc.rooms and not self.role_errors and not self.ceph_errors:
+            if data.get("ceph") is None and any(
+                role in CEPH_DAEMON_ROLES for host in desc.iter_hosts() for role in host.roles
+            ):
+                # Ceph roles without a ceph section: a cluster the collection deploys, with the defaults
+                desc.ceph = Ceph(declared=False)
+            self.ceph_checks(desc)
         return desc
 
     def cluster(self, data: Mapping):
@@ -404,6 +424,7 @@ class _Checker(CrossChecks, FieldReader):
         roles = self.take(data, "roles", path, self.roles, "[worker]")
         self.role_errors |= roles is None
         cpu, memory = self.size(data, path)
+        devices = self.take(data, "osd_devices", path, self.osd_devices, "[/dev/sdb, /dev/sdc]", required=False)
         host_vars = self.take(data, "vars", path, self.variables, "{node_labels: {disk: ssd}}", required=False)
         host = Host(
             name=name,
@@ -414,6 +435,7 @@ class _Checker(CrossChecks, FieldReader):
             vars=host_vars or {},
             rack=rack.name,
             room=rack.room,
+            osd_devices=devices or [],
         )
         self.paths[id(host)] = path
         return host
