@@ -11,6 +11,7 @@ from e2e import FIGURES, _mib, _millicores, ctr, hosts_with, http_get, ready, we
 from lab_helpers import REPO, playbook, podman_exec
 
 
+@pytest.mark.check_mode
 def test_check_mode_on_fresh_hosts_completes_and_reports_changes(cluster):
     """site.yml --check --diff on hosts just made by `lab up` previews the first install."""
     rc, recap, log = cluster["check_fresh"]
@@ -86,6 +87,7 @@ def test_second_run_changes_nothing(cluster):
     assert changed == {}, f"second run changed: {changed} (see {cluster['logs']}/site-2.log)"
 
 
+@pytest.mark.check_mode
 def test_check_mode_on_the_converged_cluster_changes_nothing(cluster):
     started = time.monotonic()
     recap = playbook(cluster["idc"], "site.yml", "--check", "--diff", log=os.path.join(cluster["logs"], "check-2.log"))
