@@ -184,6 +184,16 @@ def test_bad_input_fails_before_anything_changes(cluster, tmp_path, playbook_nam
     assert " ".join(expected.split()) in " ".join(out.split()), out[-3000:]
 
 
+def test_a_second_run_of_kafka_and_the_shipper_changes_nothing(cluster, tmp_path):
+    """The make test e2e cluster has no Kafka and no shipper, so its site.yml no-op does not
+    cover them: their own playbooks, re-run on the converged cluster, change nothing."""
+    for name in ("kafka.yml", "log_shipper.yml"):
+        recap = playbook(cluster["idc"], name, log=str(tmp_path / f"noop-{name}.log"))
+        changed = {host: r[1] for host, r in recap.items() if r[1]}
+        assert recap, f"{name} ran on no host"
+        assert changed == {}, f"a second run of {name} changed: {changed} (see {tmp_path}/noop-{name}.log)"
+
+
 @pytest.mark.drill
 def test_a_changed_setting_restarts_the_brokers_one_at_a_time_without_a_failed_write(cluster, admin, topic, tmp_path):
     desc = cluster["desc"]
