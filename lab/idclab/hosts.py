@@ -52,7 +52,7 @@ class Hosts:
             if run.exec(ctr.name, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() != "1":
                 # a router holds no state: one made by an older lab is made again, forwarding
                 log(f"{ctr.kind} {ctr.name} does not forward: made again with {' '.join(ROUTER_SYSCTLS)}")
-                run.podman("rm", "-f", "-t", "5", ctr.name, capture=True)
+                run.remove_container(ctr.name)
         if run.exists("container", ctr.name):
             self.check_container(ctr)
             self.recable(ctr)

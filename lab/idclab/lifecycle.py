@@ -121,7 +121,7 @@ class Lab:
         for cname in dict.fromkeys(state["containers"] + [c.name for c in plan.containers]):
             if run.exists("container", cname) and owned("container", cname):
                 log(f"remove container {cname}")
-                run.podman("rm", "-f", "-t", "5", cname, capture=True)
+                run.remove_container(cname)
         for vol in dict.fromkeys(state["volumes"] + [c.volume for c in plan.containers if c.kind == "host"]):
             if run.exists("volume", vol) and owned("volume", vol):
                 log(f"remove volume {vol}")

@@ -34,6 +34,19 @@ class Runner:
             raise LabError(f"podman {' '.join(args)} failed ({res.returncode}): {err}")
         return res
 
+    def remove_container(self, name, attempts=3):
+        """`podman rm -f -t 5 NAME`, again when podman loses a race with the container's exit.
+
+        Seen on 2026-12-07: podman's SIGKILL came after the container had stopped by itself, and
+        `rm` failed with "container state improper: stopped"; a second `rm` removes it."""
+        for attempt in range(1, attempts + 1):
+            res = self.podman("rm", "-f", "-t", "5", name, check=False, capture=True)
+            if res.returncode == 0 or not self.exists("container", name):
+                return res
+            if attempt == attempts:
+                raise LabError(f"podman rm -f -t 5 {name} failed ({res.returncode}): {(res.stderr or '').strip()}")
+            time.sleep(2)
+
     def exists(self, kind, name):
         return self.podman(kind, "exists", name, check=False, capture=True).returncode == 0
 
