@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lab_helpers import lab, lab_net, one_rack_description, playbook, podman_exec, write_inventory
+from lab_helpers import lab, lab_net, one_rack_description, playbook, podman_exec, run_playbook, write_inventory
 
 LAB = "it-ceph"
 HOSTS = ["c1", "c2", "c3"]
@@ -83,6 +83,23 @@ def converged(idc, tmp_path_factory):
     elapsed = time.monotonic() - start
     print(f"ceph.yml converged in {elapsed:.0f} s (logs in {logs})")
     return {"recap": recap, "seconds": elapsed, "logs": logs}
+
+
+def test_a_block_device_missing_on_its_host_stops_the_run_before_anything_is_installed(idc, tmp_path):
+    """Runs first, on the fresh hosts: c2 names a disk it does not have; the run fails naming the
+    host and the device, on every host before the packages step, and nothing is installed."""
+    desc = description()
+    c2 = next(h for h in desc["rooms"][0]["racks"][0]["hosts"] if h["name"] == "c2")
+    c2["osd_devices"] = c2["osd_devices"] + ["/dev/disk/by-id/idcloud-no-such-disk"]
+    bad = write_inventory(str(tmp_path), desc)
+    rc, _, _ = run_playbook(bad, "ceph.yml", log=str(tmp_path / "missing-device.log"))
+    out = (tmp_path / "missing-device.log").read_text()
+    assert rc != 0, out[-2000:]
+    assert "c2: /dev/disk/by-id/idcloud-no-such-disk" in out, out[-3000:]
+    assert "Install the packages" not in out, "the run went on past the checks"
+    for host in HOSTS:
+        installed = podman_exec(f"{LAB}-{host}", "dpkg-query", "-W", "ceph-common", check=False)
+        assert installed.returncode != 0, f"{host}: ceph-common installed: {installed.stdout}"
 
 
 def test_three_mons_in_quorum(converged):
