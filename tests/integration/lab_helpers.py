@@ -38,6 +38,7 @@ LAB_NETS = {
     "it-reg": 216,  # test_lab_registry.py
     "it-restart": 217,  # test_restart_interrupted.py
     "it-k8s": 219,  # the end-to-end cluster (e2e.py)
+    "it-ceph": 220,  # test_ceph_cluster.py
     "bench-scale": 227,  # bench/run_scale.py (light hosts; not a test, listed so no test takes it)
 }
 

@@ -1499,6 +1499,8 @@ def generated_descriptions():
             registry=False,
         ),
     )
+    ceph = _module("test_ceph_cluster", "tests/integration/test_ceph_cluster.py")
+    yield "test_ceph_cluster", ceph.description()
     scale = _module("run_scale", "bench/run_scale.py")
     for hosts in (5, 50, 250):
         yield f"run_scale {hosts}", scale.description(hosts)
@@ -1514,7 +1516,7 @@ def test_every_generated_description_validates():
     for name, data in generated_descriptions():
         parse_description(data)
         names.append(name)
-    assert len(names) == 14
+    assert len(names) == 15
 
 
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in REPO.glob("molecule/*/idc.yml")))
