@@ -9,8 +9,9 @@ cluster for good (marker `last_drill`: a node re-cabled to another rack) runs af
 what the whole session did (the lab's egress log) and run after the drills.
 
 Tests marked `long` (a drill of several minutes), `kafka` (the Kafka cluster and the log
-shipper), `scale` (hosts added to the cluster) and `check_mode` (site.yml --check on the fresh
-hosts and on the converged cluster) are left out of `make integration` for the 45-minute
+shipper), `scale` (hosts added to the cluster), `check_mode` (site.yml --check on the fresh
+hosts and on the converged cluster) and `storage` (the CSI driver and csi-sanity on a Ceph lab
+of their own) are left out of `make integration` for the 45-minute
 budget of `make test`; `make e2e-extra` runs them, with the `final` checks, on an e2e cluster
 of their own. The e2e cluster carries Kafka and the log shipper only when a selected test is
 marked `kafka` (about 7 minutes of every full converge otherwise), and the fixture previews
@@ -46,6 +47,10 @@ def pytest_configure(config):
     )
     config.addinivalue_line(
         "markers", "check_mode: site.yml --check on fresh hosts or the converged cluster; `make e2e-extra`"
+    )
+    config.addinivalue_line(
+        "markers",
+        "storage: the CSI driver on a Ceph lab of its own, held to csi-sanity; `make e2e-extra`, out of `make test`",
     )
 
 
