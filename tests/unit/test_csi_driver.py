@@ -290,3 +290,17 @@ def test_node_info_has_the_rack(driver):
 def test_a_second_call_on_a_busy_volume_is_aborted(driver):
     with driver.locks.hold("v1:rbd:rbd::x"):
         assert code_of(driver.unpublish, "v1:rbd:rbd::x", "/t") == "ABORTED"
+
+
+def test_rbd_fuse_processes_of_a_mount_are_found_in_proc(tmp_path):
+    from idcloud_csi.backends.rbd import rbd_fuse_pids
+
+    for pid, args in {
+        "12": [b"/usr/bin/rbd-fuse", b"/st/a/mnt", b"-p", b"rbd"],
+        "13": [b"rbd-fuse", b"/st/b/mnt"],
+    }.items():
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / "cmdline").write_bytes(b"\0".join(args) + b"\0")
+    (tmp_path / "self").mkdir()
+    assert rbd_fuse_pids("/st/a/mnt", str(tmp_path)) == [12]
+    assert rbd_fuse_pids("/st/c/mnt", str(tmp_path)) == []

@@ -118,6 +118,22 @@ class RBDController:
         return pool_avail(session, (params or {}).get("pool"))
 
 
+def rbd_fuse_pids(mnt, proc="/proc"):
+    """The rbd-fuse processes serving mount point `mnt`."""
+    pids = []
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, pid, "cmdline"), "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if args and os.path.basename(args[0]) == b"rbd-fuse" and os.fsencode(mnt) in args:
+            pids.append(int(pid))
+    return pids
+
+
 class FuseMapper:
     """rbd-fuse + a loop device. Per volume a directory under the state dir: `mnt/` (the
     FUSE mount showing only this image, `-r`) and, while rbd-fuse connects, its ceph.conf and
@@ -128,10 +144,11 @@ class FuseMapper:
     # attribute timeout (1 s) before it asks again
     ATTR_TIMEOUT = 1.1
 
-    def __init__(self, runner, mounter, state_dir):
+    def __init__(self, runner, mounter, state_dir, proc="/proc"):
         self.runner = runner
         self.mounter = mounter
         self.state_dir = os.path.join(state_dir, "rbd-fuse")
+        self.proc = proc
 
     def dir(self, vid):
         return os.path.join(self.state_dir, hashlib.sha256(str(vid).encode()).hexdigest()[:24])
@@ -199,8 +216,17 @@ class FuseMapper:
         if os.path.isdir(self.dir(vid)):
             for loop in self.loops(vid):
                 self.runner.run(["losetup", "--detach", loop])
-            self.mounter.unmount(os.path.join(self.dir(vid), "mnt"))
+            mnt = os.path.join(self.dir(vid), "mnt")
+            self.mounter.unmount(mnt)
+            # rbd-fuse closes the image (its watch) only as it exits, after the unmount; an
+            # `rbd rm` before then fails with "image still has watchers"
+            self._wait_gone(mnt)
             shutil.rmtree(self.dir(vid), ignore_errors=True)
+
+    def _wait_gone(self, mnt, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and rbd_fuse_pids(mnt, self.proc):
+            time.sleep(0.2)
 
     def refresh(self, vid, device):
         """Make the loop device take the image's new size: the kernel's cached file size first
