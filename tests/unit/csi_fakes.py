@@ -137,7 +137,7 @@ class FakeRunner:
         if words[0] == "rbd-fuse":
             mnt = words[1]
             image = words[words.index("-r") + 1]
-            assert env.get("CEPH_ARGS", "").startswith("--id ")
+            assert cmd[cmd.index("--id") + 1] == "csi" and "--keyring" in cmd
             self._add_mount("rbd-fuse", mnt, "fuse.rbd-fuse")
             # the fake cannot mount: the image shows as a plain file in the directory
             with open(os.path.join(mnt, image), "w"):

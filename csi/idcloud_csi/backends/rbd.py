@@ -135,9 +135,8 @@ def rbd_fuse_pids(mnt, proc="/proc"):
 
 
 class FuseMapper:
-    """rbd-fuse + a loop device. Per volume a directory under the state dir: `mnt/` (the
-    FUSE mount showing only this image, `-r`) and, while rbd-fuse connects, its ceph.conf and
-    keyring (removed once the image file answers)."""
+    """rbd-fuse + a loop device. Per volume a directory under the state dir whose `mnt/` is
+    the FUSE mount showing only this image (`-r`)."""
 
     kind = "fuse"
     # rbd-fuse is a libfuse high-level file system: the kernel keeps a file's size for the
@@ -174,23 +173,10 @@ class FuseMapper:
         mnt = os.path.join(base, "mnt")
         os.makedirs(mnt, mode=0o700, exist_ok=True)
         if not self.mounter.is_mounted(mnt):
-            conf, keyring = os.path.join(base, "ceph.conf"), os.path.join(base, "keyring")
-            shutil.copyfile(session.keyring, keyring)
-            os.chmod(keyring, 0o600)
-            with open(conf, "w") as f:
-                f.write(f"[global]\nmon_host = {session.mon_host}\nkeyring = {keyring}\n")
-            try:
-                # rbd-fuse connects as the id in CEPH_ARGS; it reads the conf when the kernel
-                # first talks to it, after the command returns
-                self.runner.run(
-                    ["rbd-fuse", mnt, "-c", conf, "-p", vid.location, "-r", vid.name],
-                    env={"CEPH_ARGS": f"--id {session.user}"},
-                )
-                self._wait_for(self.image_file(vid))
-            finally:
-                for path in (keyring, conf):
-                    if os.path.exists(path):
-                        os.unlink(path)
+            # rbd-fuse (Pacific) takes Ceph's common options (global_init) and connects as it
+            # starts; the call's keyring lasts until the image file answers, and no longer
+            self.runner.run(["rbd-fuse", mnt, *session.args(), "-p", vid.location, "-r", vid.name])
+            self._wait_for(self.image_file(vid))
         found = self.loops(vid)
         if found:
             return found[0]
