@@ -159,15 +159,15 @@ def idc(tmp_path_factory):
         lab(path, "down")
 
 
-@pytest.fixture(scope="module")
-def driver(idc, tmp_path_factory):
-    """Ceph converged, the driver installed and running on c1 under systemd; its key."""
-    logs = tmp_path_factory.mktemp("csi-logs")
+def converge_ceph(idc, logs):
     start = time.monotonic()
     playbook(idc, "ceph.yml", log=logs / "ceph.log")
     print(f"ceph.yml converged in {time.monotonic() - start:.0f} s")
 
-    start = time.monotonic()
+
+def install_driver():
+    """The driver, its Debian dependencies, stubs made on the host, csi-sanity from the mirror,
+    and the cephx user client.csi on c1; the user's key."""
     sh(f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {' '.join(PACKAGES)} >/dev/null")
     sh(f"rm -rf {OPT} && mkdir -p {OPT}/proto")
     podman_cp(os.path.join(REPO, "csi", "idcloud_csi"), f"{OPT}/idcloud_csi")
@@ -184,17 +184,20 @@ def driver(idc, tmp_path_factory):
     assert generated == f"{OPT}/stubs", generated
 
     # the mirror serves csi-sanity like every artifact; its sum is the cache's
-    sums = open(os.path.join(CACHE, "artifacts", *SANITY, "SHA256SUMS")).read()
-    digest = re.search(r"^(\S+)\s+bin/linux/amd64/csi-sanity$", sums, re.M)[1]
+    with open(os.path.join(CACHE, "artifacts", *SANITY, "SHA256SUMS")) as f:
+        digest = re.search(r"^(\S+)\s+bin/linux/amd64/csi-sanity$", f.read(), re.M)[1]
     mirror = f"http://10.{lab_net(LAB)}.1.250"
     sh(
         f"curl -fsS -o /usr/local/bin/csi-sanity {mirror}/{SANITY[0]}/{SANITY[1]}/bin/linux/amd64/csi-sanity && "
         f"echo '{digest}  /usr/local/bin/csi-sanity' | sha256sum -c --quiet && chmod 755 /usr/local/bin/csi-sanity"
     )
-
     podman_exec(NODE, "ceph", "auth", "get-or-create", "client.csi", *CAPS)
-    key = podman_exec(NODE, "ceph", "auth", "get-key", "client.csi").stdout.strip()
     sh("ceph auth get client.csi > /etc/ceph/ceph.client.csi.keyring && chmod 600 /etc/ceph/ceph.client.csi.keyring")
+    return podman_exec(NODE, "ceph", "auth", "get-key", "client.csi").stdout.strip()
+
+
+def start_driver():
+    """The driver under systemd on c1 (a transient unit), until its /healthz answers."""
     sh(
         "systemctl stop idcloud-csi 2>/dev/null || true; systemctl reset-failed idcloud-csi 2>/dev/null || true; "
         f"systemd-run --unit idcloud-csi --setenv=PYTHONPATH={OPT} --setenv=IDCLOUD_CSI_STUBS={OPT}/stubs "
@@ -207,9 +210,18 @@ def driver(idc, tmp_path_factory):
     while sh("curl -fsS http://127.0.0.1:9808/healthz", check=False).returncode != 0:
         assert time.monotonic() < deadline, sh("journalctl -u idcloud-csi --no-pager | tail -50").stdout
         time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def driver(idc, tmp_path_factory):
+    """Ceph converged, the driver installed and running on c1 under systemd; its key."""
+    logs = tmp_path_factory.mktemp("csi-logs")
+    converge_ceph(idc, logs)
+    start = time.monotonic()
+    key = install_driver()
+    start_driver()
     print(f"driver installed and healthy in {time.monotonic() - start:.0f} s")
-    secrets = {"userID": "csi", "userKey": key}
-    yield {"key": key, "secrets": secrets, "logs": logs}
+    yield {"key": key, "secrets": {"userID": "csi", "userKey": key}, "logs": logs}
     journal = sh("journalctl -u idcloud-csi --no-pager", check=False).stdout
     (logs / "driver.log").write_text(journal)
     print(f"driver log: {logs / 'driver.log'}")
@@ -473,12 +485,18 @@ def test_cephfs_round_trip_keeps_a_file_and_its_quota_follows(driver):
         )
         assert int(grown["capacity_bytes"]) == 3 * GIB and not grown.get("node_expansion_required")
         assert ceph("fs", "subvolume", "info", "cephfs", name, "--group_name", "csi")["bytes_quota"] == 3 * GIB
-        quota = sh(f"getfattr --only-values -n ceph.quota.max_bytes {base}/staging").stdout.strip()
-        assert int(quota) == 3 * GIB
-        stats = csi("NodeGetVolumeStats", {"volume_id": vid, "volume_path": path})
-        total = int({u["unit"]: u for u in stats["usage"]}["BYTES"]["total"])
-        # ceph-fuse reports the quota as the file system's size
-        assert total == 3 * GIB, total
+
+        # the mounted client hears of the new quota from the MDS: give it a moment
+        def seen():
+            quota = sh(f"getfattr --only-values -n ceph.quota.max_bytes {base}/staging").stdout.strip()
+            stats = csi("NodeGetVolumeStats", {"volume_id": vid, "volume_path": path})
+            return int(quota), int({u["unit"]: u for u in stats["usage"]}["BYTES"]["total"])
+
+        deadline = time.monotonic() + 60
+        while seen() != (3 * GIB, 3 * GIB) and time.monotonic() < deadline:
+            time.sleep(2)
+        # ceph-fuse reports the quota as the file system's size (client_quota_df)
+        assert seen() == (3 * GIB, 3 * GIB), seen()
         print("cephfs round trip: file read back after re-stage; quota 1 GiB -> 3 GiB, statvfs shows it")
     finally:
         unpublish_and_unstage(vid, base)
