@@ -9,7 +9,8 @@ cluster for good (marker `last_drill`: a node re-cabled to another rack) runs af
 what the whole session did (the lab's egress log) and run after the drills.
 
 Tests marked `long` (a drill of several minutes), `kafka` (the Kafka cluster and the log
-shipper), `storage` (a Ceph cluster), `scale` (hosts added to the cluster) and `check_mode` (site.yml --check on the fresh
+shipper), `storage` (a Ceph cluster: the e2e cluster's, or a lab of its own with the CSI
+driver under csi-sanity), `scale` (hosts added to the cluster) and `check_mode` (site.yml --check on the fresh
 hosts and on the converged cluster) are left out of `make integration` for the 45-minute
 budget of `make test`; `make e2e-extra` runs them, with the `final` checks, on an e2e cluster
 of their own. The e2e cluster carries Kafka and the log shipper only when a selected test is
