@@ -96,8 +96,8 @@ integration: ## End-to-end tests against real components in the lab
 # (marker `scale`), site.yml --check on the fresh hosts and on the converged cluster (marker
 # `check_mode`; about 6 min in make test on 2026-12-07), then the egress log's check. Run and
 # reported with every change to what they test.
-E2E_EXTRA := (long or kafka or scale or check_mode)
-e2e-extra: ## The e2e tests out of `make test` (markers long, kafka, scale, check_mode) on their own e2e lab with Kafka
+E2E_EXTRA := (long or kafka or storage or scale or check_mode)
+e2e-extra: ## The e2e tests out of `make test` (markers long, kafka, storage, scale, check_mode) on their own e2e lab with Kafka
 	IDCLOUD_E2E_FIGURES=e2e-extra-figures.json $(BIN)/pytest -q -rsx --durations=0 --durations-min=5 -m "$(E2E_EXTRA) or final" tests/integration
 
 drills: e2e-extra ## Former name of e2e-extra

@@ -89,7 +89,7 @@ def racks(desc):
 
 
 def description(workers):
-    """The main lab's description for sclab<workers>: no spares, `workers` workers over r1, r2, r3."""
+    """The main lab's description for sclab<workers>: no spares (so no Kafka, no Ceph), `workers` workers over r1, r2, r3."""
     with open(os.path.join(REPO, "inventories", "lab", "idc.yml")) as f:
         desc = moved(yaml.safe_load(f))
     name = f"sclab{workers}"
@@ -102,6 +102,7 @@ def description(workers):
                 template = template or host
             if "etcd_spare" in host["roles"] or "worker" in host["roles"]:
                 rack["hosts"].remove(host)
+    desc.pop("ceph", None)  # its hosts were the spares
     for i in range(workers):
         add_worker(desc, racks(desc)[i % 3], template)
     return desc

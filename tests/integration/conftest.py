@@ -9,11 +9,12 @@ cluster for good (marker `last_drill`: a node re-cabled to another rack) runs af
 what the whole session did (the lab's egress log) and run after the drills.
 
 Tests marked `long` (a drill of several minutes), `kafka` (the Kafka cluster and the log
-shipper), `scale` (hosts added to the cluster) and `check_mode` (site.yml --check on the fresh
+shipper), `storage` (a Ceph cluster), `scale` (hosts added to the cluster) and `check_mode` (site.yml --check on the fresh
 hosts and on the converged cluster) are left out of `make integration` for the 45-minute
 budget of `make test`; `make e2e-extra` runs them, with the `final` checks, on an e2e cluster
 of their own. The e2e cluster carries Kafka and the log shipper only when a selected test is
-marked `kafka` (about 7 minutes of every full converge otherwise), and the fixture previews
+marked `kafka` (about 7 minutes of every full converge otherwise), Ceph only when one is
+marked `storage`, and the fixture previews
 the first install with --check only when a selected test is marked `check_mode`.
 """
 
@@ -22,6 +23,7 @@ import pytest
 from e2e import converged_cluster
 
 WITH_KAFKA = pytest.StashKey[bool]()
+WITH_CEPH = pytest.StashKey[bool]()
 FRESH_CHECK = pytest.StashKey[bool]()
 
 
@@ -45,6 +47,10 @@ def pytest_configure(config):
         "kafka: needs the Kafka cluster and the log shipper in the e2e cluster; `make e2e-extra`, out of `make test`",
     )
     config.addinivalue_line(
+        "markers",
+        "storage: needs a Ceph cluster (the e2e cluster's, or a lab of its own); `make e2e-extra`, out of `make test`",
+    )
+    config.addinivalue_line(
         "markers", "check_mode: site.yml --check on fresh hosts or the converged cluster; `make e2e-extra`"
     )
 
@@ -65,6 +71,7 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_collection_finish(session):
     # after -m deselected what it does: the session's cluster gets Kafka only if a test needs it
     session.config.stash[WITH_KAFKA] = any(item.get_closest_marker("kafka") for item in session.items)
+    session.config.stash[WITH_CEPH] = any(item.get_closest_marker("storage") for item in session.items)
     # and the preview of the first install only if a test reads it
     session.config.stash[FRESH_CHECK] = any(
         item.name.startswith("test_check_mode_on_fresh_hosts") for item in session.items
@@ -76,6 +83,7 @@ def cluster(request, tmp_path_factory):
     with converged_cluster(
         str(tmp_path_factory.mktemp("e2e")),
         kafka=request.config.stash[WITH_KAFKA],
+        ceph=request.config.stash[WITH_CEPH],
         fresh_check=request.config.stash[FRESH_CHECK],
     ) as c:
         yield c

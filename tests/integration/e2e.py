@@ -8,6 +8,8 @@ scenario forms a spare cluster and restores onto it. The Kafka brokers the spare
 the main lab move to the control-plane host of the same rack (one per rack, as there), when
 a selected test needs them (marker `kafka`); otherwise the cluster has no Kafka and no log
 shipper (`log_shipper_enabled: false`), which saves `make test` about 7 minutes of converges.
+The Ceph daemons and OSD files of the spares move the same way, when a selected test is
+marked `storage`; otherwise the cluster has no Ceph.
 conftest.py's session fixture `cluster` brings
 it up once: `lab up`, site.yml --check on the fresh hosts, the first converge; every
 test_e2e_* module reads that one cluster, and the drills (marker `drill`) run last.
@@ -51,6 +53,19 @@ def ctr(host):
     return f"{LAB}-{host}"
 
 
+CEPH_ROLES = ("ceph_mon", "ceph_mgr", "ceph_osd", "ceph_mds")
+
+
+def without_ceph(desc):
+    """The description without Ceph: no ceph_* roles, no OSD devices, no ceph section."""
+    for rack in racks(desc):
+        for host in rack["hosts"]:
+            host["roles"] = [r for r in host["roles"] if r not in CEPH_ROLES]
+            host.pop("osd_devices", None)
+    desc.pop("ceph", None)
+    return desc
+
+
 def without_kafka(desc):
     """The description without the kafka role, and the log shipper off (it has no brokers)."""
     for rack in racks(desc):
@@ -60,26 +75,45 @@ def without_kafka(desc):
     return desc
 
 
-@contextlib.contextmanager
-def converged_cluster(tmp_dir, kafka=True, fresh_check=True):
-    """Bring the e2e lab up from nothing, preview and converge site.yml, yield the cluster.
-
-    kafka=False: no Kafka brokers and no log shipper (the tests that read them are not run).
-    fresh_check=False: no preview of the first install (its test is not run)."""
+def e2e_description(kafka=True, ceph=True):
+    """The lab's description moved to the e2e lab's range, its spares' roles on the control-plane
+    hosts of their racks; without Kafka and the shipper, or without Ceph, when asked."""
     with open(os.path.join(REPO, "inventories", "lab", "idc.yml")) as f:
         desc = _moved(yaml.safe_load(f))
     desc["cluster"]["name"] = CLUSTER
     desc["lab"]["name"] = LAB
     for rack in racks(desc):
-        moved = {role for h in rack["hosts"] if "etcd_spare" in h["roles"] for role in h["roles"]} - {"etcd_spare"}
+        spares = [h for h in rack["hosts"] if "etcd_spare" in h["roles"]]
+        moved = {role for h in spares for role in h["roles"]} - {"etcd_spare"}
         rack["hosts"] = [h for h in rack["hosts"] if "etcd_spare" not in h["roles"]]
         if moved:
             host = next(h for h in rack["hosts"] if "control_plane" in h["roles"])
             host["roles"] = host["roles"] + sorted(moved - set(host["roles"]))
+            devices = [d for h in spares for d in h.get("osd_devices", [])]
+            if devices:
+                # a file-backed device is named after its host: give it the new host's name
+                host["osd_devices"] = [
+                    {**d, "file": d["file"].replace(spares[0]["name"], host["name"])} if isinstance(d, dict) else d
+                    for d in devices
+                ]
     assert not hosts_with(desc, "etcd_spare"), "a host with etcd_spare and another role: keep it, or drop the role"
     if not kafka:
         without_kafka(desc)
+    if not ceph:
+        without_ceph(desc)
+    return desc
+
+
+@contextlib.contextmanager
+def converged_cluster(tmp_dir, kafka=True, ceph=True, fresh_check=True):
+    """Bring the e2e lab up from nothing, preview and converge site.yml, yield the cluster.
+
+    kafka=False: no Kafka brokers and no log shipper (the tests that read them are not run).
+    ceph=False: no Ceph cluster (the tests that read it are not run).
+    fresh_check=False: no preview of the first install (its test is not run)."""
+    desc = e2e_description(kafka=kafka, ceph=ceph)
     FIGURES["kafka"] = kafka
+    FIGURES["ceph"] = ceph
     idc = write_inventory(tmp_dir, desc)
     logs = os.path.join(tmp_dir, "logs")
     os.makedirs(logs)

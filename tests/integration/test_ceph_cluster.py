@@ -26,7 +26,8 @@ OSD_GIB = 3
 RULE = "replicated_host"
 MODULES = os.path.join("..", "tests", "integration", "playbooks", "ceph_modules.yml")
 GIB = 1024**3
-pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
+# its own lab, about 10 minutes: `make e2e-extra` (make test's budget)
+pytestmark = pytest.mark.storage
 
 
 def description():

@@ -1482,6 +1482,8 @@ def generated_descriptions():
     lab = e2e._moved(yaml.safe_load((REPO / "inventories/lab/idc.yml").read_text()))
     yield "e2e._moved", lab
     yield "e2e.grown_description", e2e.grown_description(lab)
+    yield "e2e.e2e_description (Kafka, Ceph)", e2e.e2e_description()
+    yield "e2e.e2e_description (neither)", e2e.e2e_description(kafka=False, ceph=False)
     helpers = _module("lab_helpers", "tests/integration/lab_helpers.py")
     members = _module("test_etcd_membership", "tests/integration/test_etcd_membership.py")
     yield "test_etcd_membership 3", members.description({"m1", "m2", "m3"})
@@ -1516,7 +1518,7 @@ def test_every_generated_description_validates():
     for name, data in generated_descriptions():
         parse_description(data)
         names.append(name)
-    assert len(names) == 15
+    assert len(names) == 17
 
 
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in REPO.glob("molecule/*/idc.yml")))
