@@ -94,8 +94,9 @@ integration: ## End-to-end tests against real components in the lab
 # key's rotation, every certificate's rotation, a worker moved to another rack), the Kafka
 # cluster and the log shipper (marker `kafka`), a worker added and its IPAM blocks released
 # (marker `scale`), site.yml --check on the fresh hosts and on the converged cluster (marker
-# `check_mode`; about 6 min in make test on 2026-12-07), then the egress log's check. Run and
-# reported with every change to what they test.
+# `check_mode`; about 6 min in make test on 2026-12-07), Ceph and the CSI driver (marker
+# `storage`: the e2e cluster's Ceph, a Ceph lab of its own, csi-sanity on another), then the
+# egress log's check. Run and reported with every change to what they test.
 E2E_EXTRA := (long or kafka or storage or scale or check_mode)
 e2e-extra: ## The e2e tests out of `make test` (markers long, kafka, storage, scale, check_mode) on their own e2e lab with Kafka
 	IDCLOUD_E2E_FIGURES=e2e-extra-figures.json $(BIN)/pytest -q -rsx --durations=0 --durations-min=5 -m "$(E2E_EXTRA) or final" tests/integration

@@ -39,6 +39,7 @@ LAB_NETS = {
     "it-restart": 217,  # test_restart_interrupted.py
     "it-k8s": 219,  # the end-to-end cluster (e2e.py)
     "it-ceph": 220,  # test_ceph_cluster.py
+    "it-csi": 221,  # test_csi_sanity.py
     "bench-scale": 227,  # bench/run_scale.py (light hosts; not a test, listed so no test takes it)
 }
 

@@ -105,3 +105,25 @@ def run_ansible(ansible_env):
         )
 
     return run
+
+
+# --- the CSI driver (csi/idcloud_csi): importable as idcloud_csi; its gRPC stubs are generated
+# (never committed) by scripts/csi-stubs with this interpreter's grpcio-tools, cached by version
+CSI_DIR = REPO_ROOT / "csi"
+if str(CSI_DIR) not in sys.path:
+    sys.path.insert(0, str(CSI_DIR))
+
+
+@pytest.fixture(scope="session")
+def csi_stubs() -> str:
+    """The stubs' directory, made once per CSI spec version (go fetches the protos the first time)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "csi-stubs"), "generate", "--toolchain", "grpc_tools"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"scripts/csi-stubs generate failed:\n{proc.stderr[-3000:]}"
+    directory = proc.stdout.strip().splitlines()[-1]
+    os.environ["IDCLOUD_CSI_STUBS"] = directory
+    return directory
