@@ -28,6 +28,9 @@ IMAGE_VARS = {
     "coredns": "cluster_addons_coredns_image",
     "metrics-server": "cluster_addons_metrics_server_image",
     "filebeat": "log_shipper_image",
+    "csi-provisioner": "csi_ceph_provisioner_image",
+    "csi-resizer": "csi_ceph_resizer_image",
+    "csi-ceph": "csi_ceph_image",
 }
 
 
