@@ -72,13 +72,31 @@ def make_pvc(cluster, name, storage_class, size="1Gi", mode="ReadWriteOnce"):
             ),
         ),
     )
-    wait_for(
-        f"PVC {name} ({storage_class}) to be Bound",
-        lambda: core.read_namespaced_persistent_volume_claim(name, NS).status.phase == "Bound",
-        timeout=180,
-        interval=0.5,
-    )
+    try:
+        wait_for(
+            f"PVC {name} ({storage_class}) to be Bound",
+            lambda: core.read_namespaced_persistent_volume_claim(name, NS).status.phase == "Bound",
+            timeout=180,
+            interval=0.5,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{diagnostics(cluster, name)}") from None
     return round(time.monotonic() - started, 1)
+
+
+def diagnostics(cluster, name):
+    """The object's events and the last lines of the controller's containers, for a failure."""
+    core = cluster["core"]
+    events = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
+    lines = [f"events of {name}: {[(e.reason, e.message) for e in events]}"]
+    for pod in core.list_namespaced_pod("idcloud-csi").items:
+        for container in pod.spec.containers:
+            if pod.metadata.name.startswith("idcloud-csi-controller"):
+                log = core.read_namespaced_pod_log(
+                    pod.metadata.name, "idcloud-csi", container=container.name, tail_lines=15
+                )
+                lines.append(f"--- {pod.metadata.name}/{container.name}:\n{log}")
+    return "\n".join(lines)
 
 
 def run_pod(cluster, name, node, pvc, script):
@@ -122,8 +140,15 @@ def run_pod(cluster, name, node, pvc, script):
     try:
         return wait_for(f"pod {name} with PVC {pvc} to run on {node}", running, timeout=240)
     except AssertionError:
-        events = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}").items
-        raise AssertionError(f"pod {name} did not run on {node}: {[(e.reason, e.message) for e in events]}") from None
+        node_plugin = [p for p in core.list_namespaced_pod("idcloud-csi").items if p.spec.node_name == node]
+        logs = [
+            core.read_namespaced_pod_log(p.metadata.name, "idcloud-csi", container="driver", tail_lines=20)
+            for p in node_plugin
+            if p.metadata.name.startswith("idcloud-csi-node")
+        ]
+        raise AssertionError(
+            f"pod {name} did not run on {node}: {diagnostics(cluster, name)}\nnode plugin: {logs}"
+        ) from None
 
 
 def delete_pod(cluster, name, node=None, volume=None):
@@ -167,7 +192,9 @@ def rbd_images(cluster, pool):
     return ceph_json(cluster, "rbd", "ls", "-p", pool)
 
 
-@pytest.fixture(scope="module")
+# session-wide: the drill runs after other modules' tests (conftest.py), a module fixture would be
+# torn down and made again while its namespace is still terminating
+@pytest.fixture(scope="session")
 def ns(cluster):
     core = cluster["core"]
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
