@@ -56,7 +56,9 @@ class Driver:
         }
         self.nodes = {
             "cephfs": CephFSNode(self.ceph, runner, self.mounter, config.cephfs_mounter),
-            "rbd": RBDNode(self.ceph, runner, self.mounter, config.state_dir, config.rbd_mapper),
+            "rbd": RBDNode(
+                self.ceph, runner, self.mounter, config.state_dir, config.rbd_mapper, config.default_fs_type
+            ),
         }
         self.locks = VolumeLocks()
 

@@ -32,6 +32,7 @@ class Config:
     ceph_timeout: int = 30
     rbd_mapper: str = "krbd"
     cephfs_mounter: str = "kernel"
+    default_fs_type: str = "ext4"
     state_dir: str = "/var/lib/idcloud-csi"
     work_dir: str = "/run/idcloud-csi/sessions"
     volume_name_prefix: str = "csi-vol-"
@@ -58,6 +59,7 @@ def parse_args(argv=None):
     p.add_argument("--ceph-timeout", type=int, default=30, help="seconds to wait for the mons")
     p.add_argument("--rbd-mapper", choices=["krbd", "nbd", "fuse"], default="krbd")
     p.add_argument("--cephfs-mounter", choices=["kernel", "fuse"], default="kernel")
+    p.add_argument("--default-fs-type", choices=["ext4", "xfs"], default="ext4", help="RBD fs when none is asked")
     p.add_argument("--state-dir", default=Config.state_dir, help="node state (rbd-fuse mounts, staged volumes)")
     p.add_argument("--work-dir", default=Config.work_dir, help="short-lived keyrings, one directory per call")
     p.add_argument("--volume-name-prefix", default=Config.volume_name_prefix)
@@ -92,6 +94,7 @@ def parse_args(argv=None):
         ceph_timeout=args.ceph_timeout,
         rbd_mapper=args.rbd_mapper,
         cephfs_mounter=args.cephfs_mounter,
+        default_fs_type=args.default_fs_type,
         state_dir=args.state_dir,
         work_dir=args.work_dir,
         volume_name_prefix=args.volume_name_prefix,

@@ -34,6 +34,9 @@ class FakeRunner:
         self.rows = []  # [source, target, fstype, options], as the mountinfo file shows them
         self.loops = {}  # device -> backing file
         self.filesystems = {}  # device -> fs type
+        self.device_size = 2 << 30  # what blockdev says of every device
+        self.fs_bytes = {}  # device -> the size its filesystem was made or grown to
+        self.online_resize_refused = False  # resize2fs of a mounted ext4 as without CAP_SYS_RESOURCE
         self.fail = {}  # first words, without the connection options -> (rc, stderr)
 
     # --- the mount table --------------------------------------------------------------
@@ -163,6 +166,21 @@ class FakeRunner:
             return (0, fs + "\n", "") if fs else (2, "", "")
         if words[0].startswith("mkfs."):
             self.filesystems[words[-1]] = words[0].split(".", 1)[1]
+            self.fs_bytes[words[-1]] = self.device_size
+            return 0, "", ""
+        if words[0] == "dumpe2fs":
+            return (
+                0,
+                f"Block count:              {self.fs_bytes[words[-1]] // 4096}\nBlock size:               4096\n",
+                "",
+            )
+        if words[0] == "e2fsck":
+            return 0, "", ""
+        if words[0] == "resize2fs":
+            device = words[-1]
+            if self.online_resize_refused and any(s == device for s, _, _, _ in self._mounts()):
+                return 1, "", "resize2fs: Permission denied to resize filesystem"
+            self.fs_bytes[device] = self.device_size
             return 0, "", ""
         if words[0] == "mount":
             if "--bind" in words:
@@ -187,8 +205,8 @@ class FakeRunner:
                     break
             self._write(rows)
             return 0, "", ""
-        if words[0] in ("resize2fs", "xfs_growfs"):
+        if words[0] == "xfs_growfs":
             return 0, "", ""
         if words[0] == "blockdev":
-            return 0, str(2 << 30) + "\n", ""
+            return 0, f"{self.device_size}\n", ""
         return 127, "", f"fake runner: no answer for {redact(' '.join(cmd))}"

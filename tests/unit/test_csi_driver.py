@@ -304,3 +304,29 @@ def test_rbd_fuse_processes_of_a_mount_are_found_in_proc(tmp_path):
     (tmp_path / "self").mkdir()
     assert rbd_fuse_pids("/st/a/mnt", str(tmp_path)) == [12]
     assert rbd_fuse_pids("/st/c/mnt", str(tmp_path)) == []
+
+
+def test_ext4_grows_offline_at_stage_when_online_growth_is_refused(driver, runner, tmp_path):
+    """Without CAP_SYS_RESOURCE (the lab's hosts) the kernel refuses an online ext4 resize: the
+    error says so and names the fixes, and the next stage grows the filesystem offline."""
+    vid = driver.create_volume("pvc-e", GIB, 0, [cap(fs_type="ext4")], RBD, SECRETS)["volume_id"]
+    staging = tmp_path / "staging"
+    runner.device_size = GIB
+    driver.stage(vid, str(staging), cap(fs_type="ext4"), {}, SECRETS)
+    assert runner.fs_bytes["/dev/loop0"] == GIB
+    runner.device_size = 2 * GIB  # the controller grew the image
+    runner.online_resize_refused = True
+    with pytest.raises(CsiError) as err:
+        driver.node_expand(vid, str(staging), 2 * GIB)
+    assert err.value.code == "FAILED_PRECONDITION" and "CAP_SYS_RESOURCE" in err.value.message
+    driver.unstage(vid, str(staging))
+    before = len(runner.commands)
+    driver.stage(vid, str(staging), cap(fs_type="ext4"), {}, SECRETS)
+    tools = [c[0] for c in runner.commands[before:]]
+    assert tools.index("e2fsck") < tools.index("resize2fs") < tools.index("mount")
+    assert runner.fs_bytes["/dev/loop0"] == 2 * GIB
+    # a filesystem as large as its device is left alone
+    driver.unstage(vid, str(staging))
+    before = len(runner.commands)
+    driver.stage(vid, str(staging), cap(fs_type="ext4"), {}, SECRETS)
+    assert "resize2fs" not in [c[0] for c in runner.commands[before:]]

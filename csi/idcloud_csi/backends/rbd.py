@@ -20,6 +20,7 @@ import time
 
 from idcloud_csi.backends.common import known_params, pool_avail, require
 from idcloud_csi.errors import CsiError, invalid, not_found
+from idcloud_csi.mounts import block_size
 from idcloud_csi.runner import CommandFailed
 from idcloud_csi.volumes import VolumeId, size_fits, volume_name
 
@@ -354,8 +355,28 @@ class RBDNode:
             found = fs_type
         elif rc != 0:
             raise CsiError("INTERNAL", f"blkid on {device} of volume {vid} failed (rc {rc})")
+        elif found.startswith("ext") and self._ext_smaller_than_device(device):
+            # the image grew while the volume was not staged (or online growth was refused):
+            # grow offline, which needs no CAP_SYS_RESOURCE
+            rc, _, err = self.runner.run(["e2fsck", "-f", "-p", device], check=False, timeout=600)
+            if rc not in (0, 1):
+                raise CsiError(
+                    "INTERNAL", f"e2fsck of {device} (volume {vid}) before its resize: rc {rc}: {err.strip()}"
+                )
+            self.runner.run(["resize2fs", device], timeout=600)
         os.makedirs(staging, exist_ok=True)
         self.mounter.mount(device, staging, found, cap.get("mount_flags") or ())
+        if found == "xfs":
+            self.runner.run(["xfs_growfs", staging])  # a no-op unless the image grew while unstaged
+
+    def _ext_smaller_than_device(self, device):
+        _, out, _ = self.runner.run(["dumpe2fs", "-h", device])
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        try:
+            fs_bytes = int(fields["Block count"]) * int(fields["Block size"])
+        except (KeyError, ValueError):
+            return False
+        return fs_bytes < block_size(self.runner, device)
 
     def unstage(self, vid, staging):
         self.mounter.unmount(staging)
@@ -379,7 +400,16 @@ class RBDNode:
             if mount.fstype == "xfs":
                 self.runner.run(["xfs_growfs", volume_path])
             elif mount.fstype.startswith("ext"):
-                self.runner.run(["resize2fs", device])
+                rc, _, err = self.runner.run(["resize2fs", device], check=False, timeout=600)
+                if rc != 0 and "Permission denied" in err:
+                    raise CsiError(
+                        "FAILED_PRECONDITION",
+                        f"volume {vid}: the kernel refused to grow {mount.fstype} online on {device} (the driver "
+                        "lacks CAP_SYS_RESOURCE); fix: give the node plugin CAP_SYS_RESOURCE, or restage the volume "
+                        "(NodeStageVolume grows ext4 offline), or use fsType xfs",
+                    )
+                if rc != 0:
+                    raise CsiError("INTERNAL", f"resize2fs {device} (volume {vid}) failed (rc {rc}): {err.strip()}")
             else:
                 raise CsiError("INTERNAL", f"volume {vid}: cannot grow a {mount.fstype} filesystem")
         _, out, _ = self.runner.run(["blockdev", "--getsize64", device])
