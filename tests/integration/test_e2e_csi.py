@@ -151,20 +151,26 @@ def run_pod(cluster, name, node, pvc, script):
         ) from None
 
 
-def delete_pod(cluster, name, node=None, volume=None):
-    """Delete a pod and wait until it is gone; with `volume`, also until its node no longer
-    reports the volume in use (unstaged: an RBD image is then free for another node)."""
+def delete_pod(cluster, name):
+    """Delete a pod and wait until it is gone."""
     core = cluster["core"]
     core.delete_namespaced_pod(name, NS, grace_period_seconds=1)
     wait_for(
-        f"pod {name} to go", lambda: not core.list_namespaced_pod(NS, field_selector=f"metadata.name={name}").items, 180
+        f"pod {name} to go",
+        lambda: not core.list_namespaced_pod(NS, field_selector=f"metadata.name={name}").items,
+        180,
     )
-    if node and volume:
-        wait_for(
-            f"{node} to unstage {volume}",
-            lambda: not [v for v in core.read_node(node).status.volumes_in_use or [] if volume in v],
-            180,
-        )
+
+
+def wait_unwatched(cluster, pool, image):
+    """Until no client has the image open (its node unstaged it: rbd-fuse closed it, with a
+    flush of what librbd held), read from Ceph's watchers of the image."""
+    wait_for(
+        f"{pool}/{image} to have no watcher",
+        lambda: not ceph_json(cluster, "rbd", "status", f"{pool}/{image}").get("watchers"),
+        180,
+        interval=2,
+    )
 
 
 def delete_pvc(cluster, name):
@@ -288,20 +294,20 @@ def test_an_rbd_volume_gets_a_file_system_and_moves_racks_with_its_pod(cluster, 
     assert backend == "rbd"
     info = ceph_json(cluster, "rbd", "info", f"{pool}/{image}")
     assert info["size"] == GIB, info
-    handle = core.read_persistent_volume(core.read_namespaced_persistent_volume_claim("block", NS).spec.volume_name)
-    handle = handle.spec.csi.volume_handle
     token = uuid.uuid4().hex
     writer = run_pod(cluster, "rbd-writer", first, "block", f"echo {token} > /data/hello && sync && sleep 3600")
     mounts = pod_exec(cluster, writer, "cat", "/proc/mounts")
     data = [line for line in mounts.splitlines() if line.split()[1:2] == ["/data"]]
     assert data and data[0].split()[2] == "ext4", mounts
     assert pod_exec(cluster, writer, "cat", "/data/hello").strip() == token
-    delete_pod(cluster, "rbd-writer", node=first, volume=handle)
+    delete_pod(cluster, "rbd-writer")
+    wait_unwatched(cluster, pool, image)
     reader = run_pod(cluster, "rbd-reader", second, "block", "sleep 3600")
     read_back = pod_exec(cluster, reader, "cat", "/data/hello").strip()
     assert read_back == token, (first, second, read_back)
     FIGURES["rbd_file_read_on"] = {"written_on": first, "read_on": second}
-    delete_pod(cluster, "rbd-reader", node=second, volume=handle)
+    delete_pod(cluster, "rbd-reader")
+    wait_unwatched(cluster, pool, image)
     pv = delete_pvc(cluster, "block")
     wait_for("the PV to go (reclaimPolicy Delete)", lambda: pv_gone(core, pv), 120)
     assert image not in rbd_images(cluster, pool)
