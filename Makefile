@@ -13,7 +13,7 @@ MOLECULE_SCENARIOS ?= node_tuning etcd apiserver_lb
 # Artifacts the roles use; `make artifacts ARTIFACTS=` (empty) builds every entry of
 # lab/artifacts/versions.yml. Cold on 2 cores: etcd ~1 min, Kubernetes ~7.5 min, Calico ~4 min, Kafka's
 # jars (Maven) ~10 s; cached: 0.
-ARTIFACTS ?= etcd kubernetes calico coredns metrics-server kube-bench kafka filebeat
+ARTIFACTS ?= etcd kubernetes calico coredns metrics-server kube-bench kafka filebeat csi-provisioner csi-resizer
 # The conformance suite's binaries (e2e.test, ginkgo, agnhost): not for `make site`; built by
 # `make conformance` and `make conformance-ci`. Cold on 2 cores: about 12 min; cached: 0.
 TEST_ARTIFACTS ?= kubernetes-test

@@ -28,6 +28,9 @@ IMAGE_VARS = {
     "coredns": "cluster_addons_coredns_image",
     "metrics-server": "cluster_addons_metrics_server_image",
     "filebeat": "log_shipper_image",
+    "csi-provisioner": "csi_ceph_provisioner_image",
+    "csi-resizer": "csi_ceph_resizer_image",
+    "csi-ceph": "csi_ceph_image",
 }
 
 
@@ -122,3 +125,36 @@ def test_self_signed_tls_puts_a_matching_localhost_pair_in_the_image(tmp_path):
     assert pub_cert.returncode == 0 and pub_cert.stdout == pub_key.stdout
     # the inherited tag carries the same pair
     assert conformance["e2e-agnhost-prev"]["self_signed_tls"] == spec["self_signed_tls"]
+
+
+def test_an_image_of_the_repositorys_code_pins_its_sources_digest(tmp_path, monkeypatch):
+    """The driver's image records the digest of its sources beside its tag: a change of the
+    driver without a new tag is refused (a node keeps an image by its tag)."""
+    build = load_builder()
+    images = yaml.safe_load((REPO / "lab" / "registry-images" / "images.yml").read_text())
+    spec = images["csi-ceph"]
+    assert spec["sources_digest"] == build.sources_digest(spec), (
+        "csi/idcloud_csi or scripts/csi-stubs changed: bump the csi-ceph tag (and csi_ceph_image) and set "
+        f"sources_digest: {build.sources_digest(spec)}"
+    )
+    build.check_sources_pinned("csi-ceph", spec)
+    # a changed source changes the digest, and the builder refuses it
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(build, "REPO", str(tmp_path))
+    entry = {"tag": "1", "sources": ["pkg"]}
+    entry["sources_digest"] = build.sources_digest(entry)
+    build.check_sources_pinned("x", entry)
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    try:
+        build.check_sources_pinned("x", entry)
+    except SystemExit as exc:
+        assert "bump the tag" in str(exc) and entry["sources_digest"] not in str(exc).split("set sources_digest: ")[1]
+    else:
+        raise AssertionError("a changed source passed with the old digest")
+    # compiled files do not count
+    (tmp_path / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    entry["sources_digest"] = build.sources_digest(entry)
+    (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\1")
+    build.check_sources_pinned("x", entry)
