@@ -302,6 +302,13 @@ def test_external_mode_keeps_a_pool_a_user_an_image_and_a_subvolume_in_the_teams
     converged_check = playbook(idc, "ceph.yml", "--check", *extra, log=logs / "check-converged.log")
     assert set(converged_check) == {CLIENT} and unchanged(converged_check), converged_check
 
+    # a file system the team does not serve stops the run before anything is kept, naming theirs
+    wrong = logs / "wrong-fs.log"
+    rc, _, _ = run_playbook(idc, "ceph.yml", *extra, "-e", "ceph_external_fs_name=nosuchfs", log=str(wrong))
+    out = wrong.read_text()
+    assert rc != 0 and "has no file system 'nosuchfs' (it has: cephfs)" in out, out[-2000:]
+    assert "Keep the pools" not in out, "the run went on past the check"
+
 
 def main_pids(host):
     units = [f"ceph-mon@{host}", f"ceph-mgr@{host}", f"ceph-osd@{HOSTS.index(host)}"]
