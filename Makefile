@@ -17,6 +17,9 @@ ARTIFACTS ?= etcd kubernetes calico coredns metrics-server kube-bench kafka file
 # The conformance suite's binaries (e2e.test, ginkgo, agnhost): not for `make site`; built by
 # `make conformance` and `make conformance-ci`. Cold on 2 cores: about 12 min; cached: 0.
 TEST_ARTIFACTS ?= kubernetes-test
+# The tools of `make e2e-extra`'s tests: csi-sanity (the CSI driver's test, test_csi_sanity.py).
+# Cold on 2 cores: a few minutes; cached: 0.
+EXTRA_ARTIFACTS ?= csi-sanity
 # Arguments for bench/run_conformance.py, e.g. CONFORMANCE_ARGS="--nodes 2 --focus '\[sig-network\].*\[Conformance\]'"
 CONFORMANCE_ARGS ?=
 
@@ -99,7 +102,8 @@ integration: ## End-to-end tests against real components in the lab
 # their own, about 20 + 7 min), then the egress log's check. Run and reported with every
 # change to what they test.
 E2E_EXTRA := (long or kafka or storage or scale or check_mode)
-e2e-extra: ## The e2e tests out of `make test` (markers long, kafka, storage, scale, check_mode) on their own e2e lab with Kafka and Ceph
+e2e-extra: artifacts images ## The e2e tests out of `make test` (markers long, kafka, storage, scale, check_mode) on their own e2e lab with Kafka and Ceph
+	$(BIN)/python lab/artifacts/build $(EXTRA_ARTIFACTS)
 	IDCLOUD_E2E_FIGURES=e2e-extra-figures.json $(BIN)/pytest -q -rsx --durations=0 --durations-min=5 -m "$(E2E_EXTRA) or final" tests/integration
 
 drills: e2e-extra ## Former name of e2e-extra

@@ -1,13 +1,16 @@
 """A real Ceph cluster from playbooks/ceph.yml, and the ceph modules against it.
 
-A one-rack lab of three hosts, each a mon, a mgr and an OSD host (one bluestore OSD in a 3 GiB
-file), two of them also MDSs (one active, one standby), pool size 3 with the host as failure
+A one-rack lab of three storage hosts, each a mon, a mgr and an OSD host (one bluestore OSD in a
+3 GiB file), two of them also MDSs (one active, one standby), pool size 3 with the host as failure
 domain. Check mode on the fresh hosts must pass; the converge must give a quorum of three, the
 CRUSH tree of the description (default > room > rack > hosts), three OSDs up and in, a rule
 with the host as failure domain, HEALTH_OK, and the PGs of the rbd pool active+clean with each
 acting set on three different hosts; a second run and a check run change nothing. Then
 ceph_user, rbd_image and cephfs_subvolume make, grow and keep what they manage, read back with
-the ceph and rbd command lines. Everything is read from the cluster.
+the ceph and rbd command lines. Then a fourth host, c4, in another IDC description whose ceph
+section is external, uses that cluster as a storage team's (roles/ceph_external): it becomes a
+client with the key of a user made for it, and keeps a pool, a user, an image and a subvolume
+there. Everything is read from the cluster.
 """
 
 import json
@@ -21,6 +24,8 @@ from lab_helpers import lab, lab_net, one_rack_description, playbook, podman_exe
 
 LAB = "it-ceph"
 HOSTS = ["c1", "c2", "c3"]
+# a host with no Ceph role: the client of the cluster in the external mode's tests
+CLIENT = "c4"
 MDS = ["c1", "c2"]
 OSD_GIB = 3
 RULE = "replicated_host"
@@ -31,22 +36,28 @@ pytestmark = pytest.mark.storage
 
 
 def description():
-    desc = one_rack_description(
-        LAB,
-        lab_net(LAB),
-        # etcd: a description needs its members even when, as here, only ceph.yml runs
-        {
-            h: ["ceph_mon", "ceph_mgr", "ceph_osd"]
-            + (["ceph_mds"] if h in MDS else [])
-            + (["etcd"] if h == "c1" else [])
-            for h in HOSTS
-        },
-        tor_as=65320,
-        registry=False,
-    )
+    """The storage hosts, and c4 (a worker here: ceph.yml leaves it alone) for the external mode."""
+    roles = {
+        h: ["ceph_mon", "ceph_mgr", "ceph_osd"] + (["ceph_mds"] if h in MDS else []) + (["etcd"] if h == "c1" else [])
+        for h in HOSTS
+    }
+    # etcd: a description needs its members even when, as here, only ceph.yml runs
+    desc = one_rack_description(LAB, lab_net(LAB), {**roles, CLIENT: ["worker"]}, tor_as=65320, registry=False)
     desc["ceph"] = {"pool_size": 3, "failure_domain": "host"}
     for host in desc["rooms"][0]["racks"][0]["hosts"]:
-        host["osd_devices"] = [{"file": f"/var/lib/ceph-osd/{host['name']}-0.img", "size_gib": OSD_GIB}]
+        if host["name"] in HOSTS:
+            host["osd_devices"] = [{"file": f"/var/lib/ceph-osd/{host['name']}-0.img", "size_gib": OSD_GIB}]
+    return desc
+
+
+def external_description():
+    """Another IDC, which uses the cluster of description() as a storage team's: its only host
+    is c4 (etcd, control plane), and its ceph section names c1..c3 as the team's mons."""
+    desc = description()
+    rack = desc["rooms"][0]["racks"][0]
+    mons = [host["address"] for host in rack["hosts"] if host["name"] in HOSTS]
+    rack["hosts"] = [dict(host, roles=["etcd", "control_plane"]) for host in rack["hosts"] if host["name"] == CLIENT]
+    desc["ceph"] = {"mode": "external", "pool_size": 3, "external": {"mons": mons}}
     return desc
 
 
@@ -219,6 +230,84 @@ def test_modules_make_grow_and_keep_a_user_an_image_and_a_subvolume(converged, i
     again = run_modules(idc, tmp_path / "again.json", "2G", "2G")
     assert not any(result["changed"] for result in again.values()), again
     assert again["user"]["key"] == first["user"]["key"]
+
+
+EXTERNAL_USER = "idc-team"
+
+
+@pytest.fixture(scope="module")
+def external_idc(converged, tmp_path_factory):
+    """The external description's inventory, and a vars file with the key of the user the
+    "storage team" made for this IDC on its cluster (not client.admin), and what to keep there."""
+    directory = tmp_path_factory.mktemp("external")
+    path = write_inventory(str(directory / "inventory"), external_description())
+    caps = ["mon", "allow *", "osd", "allow *", "mgr", "allow *", "mds", "allow *"]
+    podman_exec(f"{LAB}-c1", "ceph", "auth", "get-or-create", f"client.{EXTERNAL_USER}", *caps)
+    key = podman_exec(f"{LAB}-c1", "ceph", "auth", "print-key", f"client.{EXTERNAL_USER}").stdout.strip()
+    settings = {
+        "ceph_external_user": EXTERNAL_USER,
+        "ceph_external_key": key,
+        "ceph_pools": [{"name": "ext-rbd", "application": "rbd"}],
+        "ceph_users": [{"name": "client.ext-app", "caps": {"mon": "profile rbd", "osd": "profile rbd pool=ext-rbd"}}],
+        "ceph_rbd_images": [{"pool": "ext-rbd", "name": "ext-disk", "size": "1G"}],
+        "ceph_cephfs_subvolumes": [{"name": "ext-share", "size": "1G"}],
+    }
+    with open(directory / "vars.json", "w") as f:
+        json.dump(settings, f)
+    return {"idc": path, "vars": f"@{directory / 'vars.json'}", "key": key, "logs": directory}
+
+
+def test_external_mode_without_a_key_stops_before_anything_is_installed(external_idc):
+    log = external_idc["logs"] / "no-key.log"
+    rc, _, _ = run_playbook(external_idc["idc"], "ceph.yml", log=str(log))
+    out = log.read_text()
+    assert rc != 0, out[-2000:]
+    assert "ceph_external_key is empty" in out and "Nothing was changed" in out, out[-3000:]
+    installed = podman_exec(f"{LAB}-{CLIENT}", "dpkg-query", "-W", "ceph-common", check=False)
+    assert installed.returncode != 0, f"ceph-common installed on {CLIENT}: {installed.stdout}"
+
+
+def test_external_mode_keeps_a_pool_a_user_an_image_and_a_subvolume_in_the_teams_cluster(external_idc):
+    idc, extra, logs = external_idc["idc"], ("-e", external_idc["vars"]), external_idc["logs"]
+    # check mode on the fresh client: the install and the files reported, nothing made
+    check = playbook(idc, "ceph.yml", "--check", *extra, log=logs / "check-fresh.log")
+    assert set(check) == {CLIENT} and check[CLIENT][1] > 0, check
+    assert podman_exec(f"{LAB}-{CLIENT}", "dpkg-query", "-W", "ceph-common", check=False).returncode != 0
+
+    first = playbook(idc, "ceph.yml", *extra, log=logs / "converge.log")
+    assert set(first) == {CLIENT} and first[CLIENT][1] > 0, first
+    log = (logs / "converge.log").read_text()
+    assert external_idc["key"] not in log, "the team's key is in the playbook's output"
+    keyring = podman_exec(f"{LAB}-{CLIENT}", "stat", "-c", "%a %U", f"/etc/ceph/ceph.client.{EXTERNAL_USER}.keyring")
+    assert keyring.stdout.split() == ["600", "root"], keyring.stdout
+    assert podman_exec(f"{LAB}-{CLIENT}", "test", "-e", "/etc/ceph/ceph.client.admin.keyring", check=False).returncode
+
+    # read back on the team's side, as client.admin on a mon
+    pools = {pool["pool_name"]: pool for pool in ceph("osd", "pool", "ls", "detail")}
+    assert pools["ext-rbd"]["size"] == 3 and pools["ext-rbd"]["min_size"] == 2, pools["ext-rbd"]
+    assert "rbd" in pools["ext-rbd"]["application_metadata"], pools["ext-rbd"]
+    entity = ceph("auth", "get", "client.ext-app")[0]
+    assert entity["caps"] == {"mon": "profile rbd", "osd": "profile rbd pool=ext-rbd"}, entity
+    image = json.loads(podman_exec(f"{LAB}-c1", "rbd", "info", "ext-rbd/ext-disk", "--format", "json").stdout)
+    assert image["size"] == 1 * GIB, image
+    assert ceph("fs", "subvolume", "info", "cephfs", "ext-share")["bytes_quota"] == 1 * GIB
+    # and from the client, as the team's user
+    status = json.loads(
+        podman_exec(f"{LAB}-{CLIENT}", "ceph", "--id", EXTERNAL_USER, "status", "--format", "json").stdout
+    )
+    assert sorted(status["quorum_names"]) == HOSTS, status["quorum_names"]
+
+    again = playbook(idc, "ceph.yml", *extra, log=logs / "again.log")
+    assert set(again) == {CLIENT} and unchanged(again), again
+    converged_check = playbook(idc, "ceph.yml", "--check", *extra, log=logs / "check-converged.log")
+    assert set(converged_check) == {CLIENT} and unchanged(converged_check), converged_check
+
+    # a file system the team does not serve stops the run before anything is kept, naming theirs
+    wrong = logs / "wrong-fs.log"
+    rc, _, _ = run_playbook(idc, "ceph.yml", *extra, "-e", "ceph_external_fs_name=nosuchfs", log=str(wrong))
+    out = wrong.read_text()
+    assert rc != 0 and "has no file system 'nosuchfs' (it has: cephfs)" in out, out[-2000:]
+    assert "Keep the pools" not in out, "the run went on past the check"
 
 
 def main_pids(host):

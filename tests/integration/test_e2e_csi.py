@@ -313,6 +313,31 @@ def test_an_rbd_volume_gets_a_file_system_and_moves_racks_with_its_pod(cluster, 
     assert image not in rbd_images(cluster, pool)
 
 
+def defunct_processes(host):
+    """(pid, name) of every zombie on a lab host, read from /proc (the pods' processes too)."""
+    # grep -H: "/proc/<pid>/status:Name:\tceph-fuse" and "...:State:\tZ (zombie)"; a process
+    # that exits meanwhile is skipped (-s)
+    out = podman_exec(ctr(host), "sh", "-c", "grep -sH -E '^(Name|State):' /proc/[0-9]*/status", check=False).stdout
+    fields = {}
+    for line in out.splitlines():
+        path, key, value = line.split(":", 2)
+        fields.setdefault(path.split("/")[2], {})[key] = value.split()[0] if value.split() else ""
+    return sorted((pid, f.get("Name", "")) for pid, f in fields.items() if f.get("State") == "Z")
+
+
+def test_the_node_plugin_leaves_no_defunct_fuse_daemons(cluster):
+    """The volumes above were staged and unstaged on two workers: the FUSE daemons that exited
+    with their unmounts are reaped (the pod shares one PID namespace, the pause process is its
+    PID 1), so none stays <defunct>."""
+    first, second = workers_in_two_racks(cluster["desc"])
+    core = cluster["core"]
+    plugins = core.list_namespaced_pod("idcloud-csi", label_selector="app.kubernetes.io/name=idcloud-csi-node")
+    assert plugins.items and all(pod.spec.share_process_namespace for pod in plugins.items), plugins.items
+    zombies = {host: defunct_processes(host) for host in (first, second)}
+    fuse = {host: [z for z in found if "fuse" in z[1]] for host, found in zombies.items()}
+    assert fuse == {first: [], second: []}, zombies
+
+
 def test_a_second_run_of_csi_ceph_changes_nothing(cluster, tmp_path):
     recap = playbook(cluster["idc"], "csi_ceph.yml", log=str(tmp_path / "noop-csi.log"))
     assert recap, recap
