@@ -1,0 +1,466 @@
+# Copyright: idcloud developers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Unit tests for idcloud.platform.file_set: the list's checks, the tag selection, the plan
+against a fake host, the runner in check mode and for real, and the real file system seam in
+a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.idcloud.platform.plugins.module_utils.node import file_set as fs
+
+
+class FakeHost:
+    """A file system in a dict: path -> Stat, plus file bytes; records every write in order."""
+
+    USERS = {"root": 0, "etcd": 998}
+    GROUPS = {"root": 0, "etcd": 998}
+
+    def __init__(self, nodes=None):
+        self.nodes = {"/": fs.Stat("directory", 0o755)}
+        self.data = {}
+        self.calls = []
+        for path, value in (nodes or {}).items():
+            self.add(path, value)
+
+    def add(self, path, value, mode=None, uid=0, gid=0):
+        if value is None:
+            self.nodes[path] = fs.Stat("directory", 0o755 if mode is None else mode, uid, gid)
+        elif isinstance(value, tuple):  # ("link", target)
+            self.nodes[path] = fs.Stat("link", target=value[1])
+        else:
+            self.nodes[path] = fs.Stat("file", 0o644 if mode is None else mode, uid, gid)
+            self.data[path] = value.encode()
+
+    # --- the seam
+    def lstat(self, path):
+        return self.nodes.get(path)
+
+    def isdir(self, path):
+        node = self.nodes.get(path)
+        return node is not None and node.kind == "directory"
+
+    def listdir(self, path):
+        return [os.path.basename(p) for p in self.nodes if p != path and os.path.dirname(p) == path]
+
+    def read(self, path):
+        return self.data[path]
+
+    def uid_of(self, name):
+        return self.USERS.get(name)
+
+    def gid_of(self, name):
+        return self.GROUPS.get(name)
+
+    def user_name(self, uid):
+        return {v: k for k, v in self.USERS.items()}.get(uid, str(uid))
+
+    def group_name(self, gid):
+        return {v: k for k, v in self.GROUPS.items()}.get(gid, str(gid))
+
+    def own_uid(self):
+        return 0
+
+    def own_gid(self):
+        return 0
+
+    def _parent_exists(self, path):
+        assert self.isdir(os.path.dirname(path)), "%s written before its parent" % path
+
+    def write_file(self, path, data, mode, uid, gid):
+        self._parent_exists(path)
+        self.calls.append(("write", path))
+        old = self.nodes.get(path)
+        self.nodes[path] = fs.Stat(
+            "file", mode, old.uid if uid is None and old else (uid or 0), old.gid if gid is None and old else (gid or 0)
+        )
+        self.data[path] = data
+
+    def make_directory(self, path, mode, uid, gid):
+        self._parent_exists(path)
+        self.calls.append(("mkdir", path))
+        self.nodes[path] = fs.Stat("directory", mode, uid or 0, gid or 0)
+
+    def set_attributes(self, path, mode, uid, gid):
+        self.calls.append(("attributes", path))
+        node = self.nodes[path]
+        node.mode = mode
+        node.uid = node.uid if uid is None else uid
+        node.gid = node.gid if gid is None else gid
+
+    def make_link(self, path, target):
+        self._parent_exists(path)
+        self.calls.append(("link", path))
+        self.nodes[path] = fs.Stat("link", target=target)
+
+    def remove(self, path):
+        self.calls.append(("remove", path))
+        del self.nodes[path]
+        self.data.pop(path, None)
+
+
+def host_with_etc():
+    return FakeHost({"/etc": None, "/etc/default": None})
+
+
+def entries(*files, **defaults):
+    return fs.check_entries(list(files), **defaults)
+
+
+def run(host, files, check_mode=False, diff=False, **params):
+    args = dict(params, files=files, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args):
+        module = AnsibleModule(argument_spec=fs.ARGUMENT_SPEC, **fs.ARGUMENT_CONSTRAINTS)
+        return fs.FileSetRunner(module, io=host).run()
+
+
+def run_failing(capsys, host, files, **params):
+    with pytest.raises(SystemExit):
+        run(host, files, **params)
+    return json.loads(capsys.readouterr().out)
+
+
+CHRONY = {"dest": "/etc/chrony/chrony.conf", "content": "server 10.0.0.1 iburst\n", "owner": "root", "mode": "0644"}
+DEFAULTS = {"dest": "/etc/default/chrony", "content": 'DAEMON_OPTS="-F 1"\n', "mode": "0644"}
+
+
+# --- the list's checks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("0644", 0o644),
+        ("644", 0o644),
+        ("0750", 0o750),
+        (0o600, 0o600),
+        ("04755", 0o4755),
+        ("u+x", None),
+        ("0999", None),
+    ],
+)
+def test_parse_mode(value, expected):
+    assert fs.parse_mode(value) == expected
+
+
+def test_check_entries_defaults_and_normalises():
+    got = entries(
+        {"dest": "/etc//x/../app.conf", "content": "a"},
+        {"dest": "/etc/app", "state": "directory"},
+        {"dest": "/usr/bin/app", "state": "link", "src": "/opt/app"},
+        owner="root",
+        group="root",
+    )
+    assert [e["dest"] for e in got] == ["/etc/app.conf", "/etc/app", "/usr/bin/app"]
+    assert [e["mode"] for e in got] == [0o644, 0o755, None]
+    assert [e["owner"] for e in got] == ["root", "root", None]  # a link takes no default owner
+
+
+def test_check_entries_lists_every_problem_with_its_fix():
+    with pytest.raises(fs.FileSetError) as caught:
+        entries(
+            {"dest": "etc/app.conf", "content": "a"},
+            {"dest": "/etc/a", "content": "a", "template": "a.j2"},
+            {"dest": "/etc/a", "content": "b"},
+            {"dest": "/etc/b", "state": "directory", "content": "x"},
+            {"dest": "/etc/c", "state": "link"},
+            {"dest": "/etc/d", "content": "x", "mode": "rw-r--r--"},
+            {"dest": "/etc/e", "content": "x", "onwer": "root"},
+            {"dest": "/etc/f"},
+        )
+    errors = caught.value.errors
+    assert str(caught.value).startswith("file_set has 8 errors:")
+    assert errors[0].startswith("files[0].dest: 'etc/app.conf' is not an absolute path; fix:")
+    assert "exactly one of template, content, copy, found template, content" in errors[1]
+    assert "files[2].dest: /etc/a is also files[1]" in errors[2]
+    assert "a directory has no content" in errors[3]
+    assert "files[4] (/etc/c).src: a link needs src" in errors[4]
+    assert "files[5] (/etc/d).mode: 'rw-r--r--' is not an octal mode" in errors[5]
+    assert "files[6] (/etc/e).onwer: is not a file_set entry key; fix: did you mean 'owner'?" in errors[6]
+    assert "found none" in errors[7]
+
+
+def test_on_the_host_a_file_needs_its_text():
+    with pytest.raises(fs.FileSetError, match="run file_set as a task"):
+        fs.check_entries([{"dest": "/etc/a", "template": "a.j2"}], on_controller=False)
+
+
+# --- tags ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tags, only, skip, expected",
+    [
+        (set(), ["all"], [], True),
+        ({"x"}, ["all"], [], True),
+        ({"x", "never"}, ["all"], [], False),
+        ({"x"}, ["y"], [], False),
+        ({"x"}, ["x"], [], True),
+        ({"always"}, ["y"], [], True),
+        ({"x"}, ["tagged"], [], True),
+        (set(), ["tagged"], [], False),
+        (set(), ["untagged"], [], True),
+        ({"x"}, ["all"], ["x"], False),
+        ({"x"}, ["all"], ["tagged"], False),
+        ({"always"}, ["all"], ["all"], True),
+        ({"always"}, ["all"], ["all", "always"], False),
+    ],
+)
+def test_tags_select_follows_ansible(tags, only, skip, expected):
+    assert fs.tags_select(tags, only, skip) is expected
+
+
+def test_selected_entries_by_section_tags():
+    listed = entries(
+        {"dest": "/etc/a", "content": "a", "tags": ["role_a"]},
+        {"dest": "/etc/b", "content": "b", "tags": ["role_b"]},
+        {"dest": "/etc/c", "content": "c"},
+        {"dest": "/etc/d", "content": "d", "enabled": False},
+    )
+    # the task as a role would write it: tagged always, inside an import tagged `role`
+    task_tags = ["always", "role"]
+
+    def chosen(only, skip=()):
+        picked, left = fs.selected_entries(listed, task_tags, only, skip)
+        return [e["dest"] for e in picked], left
+
+    assert chosen(["all"]) == (["/etc/a", "/etc/b", "/etc/c"], ["/etc/d"])
+    assert chosen(["role"]) == (["/etc/a", "/etc/b", "/etc/c"], ["/etc/d"])
+    assert chosen(["role_b"]) == (["/etc/b"], ["/etc/a", "/etc/c", "/etc/d"])
+    assert chosen(["all"], ["role_a"]) == (["/etc/b", "/etc/c"], ["/etc/a", "/etc/d"])
+    assert chosen(["other_role"]) == ([], ["/etc/a", "/etc/b", "/etc/c", "/etc/d"])
+    assert chosen(["all"], ["role"]) == ([], ["/etc/a", "/etc/b", "/etc/c", "/etc/d"])
+
+
+def test_untagged_entries_of_an_untagged_task_follow_the_task():
+    listed = entries({"dest": "/etc/a", "content": "a"})
+    assert fs.selected_entries(listed, [], ["all"], [])[1] == []
+    assert fs.selected_entries(listed, [], ["untagged"], [])[1] == []
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+
+def test_fresh_host_plans_parents_and_files_without_touching_anything():
+    host = host_with_etc()
+    plan = fs.plan_file_set(entries(CHRONY, DEFAULTS), host)
+    assert plan.parents == ["/etc/chrony"]
+    assert [(i.dest, i.changes) for i in plan.entries] == [
+        ("/etc/chrony/chrony.conf", ["state"]),
+        ("/etc/default/chrony", ["state"]),
+    ]
+    assert host.calls == []
+
+
+def test_parent_that_is_a_file_is_an_error():
+    host = FakeHost({"/etc": None, "/etc/chrony": "not a directory"})
+    with pytest.raises(
+        fs.FileSetError, match=r"files\[0\] \(/etc/chrony/chrony.conf\): /etc/chrony is not a directory"
+    ):
+        fs.plan_file_set(entries(CHRONY), host)
+
+
+def test_converged_host_plans_nothing():
+    host = FakeHost({"/etc": None, "/etc/chrony": None})
+    host.add("/etc/chrony/chrony.conf", CHRONY["content"])
+    plan = fs.plan_file_set(entries(CHRONY), host)
+    assert not plan.changed and plan.parents == []
+
+
+def test_each_kind_of_change_is_named():
+    host = FakeHost({"/etc": None, "/etc/app": None})
+    host.add("/etc/app/a.conf", "old\n")
+    host.add("/etc/app/b.conf", "same\n", mode=0o600, uid=998)
+    host.add("/etc/app/link", ("link", "/opt/old"))
+    host.add("/etc/app/gone", "x")
+    host.add("/etc/app/sub", None, mode=0o700)
+    plan = fs.plan_file_set(
+        entries(
+            {"dest": "/etc/app/a.conf", "content": "new\n"},
+            {"dest": "/etc/app/b.conf", "content": "same\n", "owner": "root", "group": "etcd"},
+            {"dest": "/etc/app/link", "state": "link", "src": "/opt/new"},
+            {"dest": "/etc/app/gone", "state": "absent"},
+            {"dest": "/etc/app/never", "state": "absent"},
+            {"dest": "/etc/app/sub", "state": "directory", "mode": "0750"},
+        ),
+        host,
+    )
+    assert [i.changes for i in plan.entries] == [
+        ["content"],
+        ["mode", "owner", "group"],
+        ["target"],
+        ["state"],
+        [],
+        ["mode"],
+    ]
+
+
+def test_a_link_at_a_file_dest_is_replaced_and_other_kinds_refused():
+    host = FakeHost({"/etc": None, "/etc/d": None})
+    host.add("/etc/l", ("link", "/elsewhere"))
+    host.add("/etc/f", "x")
+    plan = fs.plan_file_set(entries({"dest": "/etc/l", "content": "x"}), host)
+    assert plan.entries[0].changes == ["state"]
+    with pytest.raises(fs.FileSetError) as caught:
+        fs.plan_file_set(
+            entries({"dest": "/etc/d", "content": "x"}, {"dest": "/etc/f", "state": "directory"}),
+            host,
+        )
+    assert caught.value.errors[0].startswith("files[0] (/etc/d): is a directory on the host, not a file; fix:")
+    assert caught.value.errors[1].startswith("files[1] (/etc/f): is a file on the host, not a directory; fix:")
+
+
+def test_a_directory_entry_is_not_also_an_implicit_parent():
+    host = host_with_etc()
+    plan = fs.plan_file_set(
+        entries(
+            {"dest": "/etc/app/conf.d/x.conf", "content": "x"},
+            {"dest": "/etc/app", "state": "directory", "mode": "0700"},
+        ),
+        host,
+    )
+    assert plan.parents == ["/etc/app/conf.d"]
+
+
+# --- the runner --------------------------------------------------------------------------------
+
+
+def test_check_mode_on_a_fresh_host_reports_everything_and_writes_nothing():
+    host = host_with_etc()
+    result = run(host, [CHRONY, DEFAULTS], check_mode=True, diff=True)
+    assert result["changed"] is True
+    assert result["changed_paths"] == ["/etc/chrony/chrony.conf", "/etc/default/chrony"]
+    assert result["made_directories"] == ["/etc/chrony"]
+    assert host.calls == []
+    texts = [d for d in result["diff"] if isinstance(d["after"], str)]
+    assert [(d["after_header"], d["before"], d["after"]) for d in texts] == [
+        ("/etc/chrony/chrony.conf", "", CHRONY["content"]),
+        ("/etc/default/chrony", "", DEFAULTS["content"]),
+    ]
+
+
+def test_real_run_makes_parents_first_then_is_idempotent():
+    host = host_with_etc()
+    files = [CHRONY, DEFAULTS, {"dest": "/etc/chrony/conf.d", "state": "directory", "mode": "0750"}]
+    first = run(host, files)
+    assert first["changed"]
+    assert host.calls == [
+        ("mkdir", "/etc/chrony"),
+        ("mkdir", "/etc/chrony/conf.d"),
+        ("write", "/etc/chrony/chrony.conf"),
+        ("write", "/etc/default/chrony"),
+    ]
+    assert host.nodes["/etc/chrony/conf.d"].mode == 0o750
+    host.calls.clear()
+    second = run(host, files, diff=True)
+    assert not second["changed"] and second["changed_paths"] == [] and second["diff"] == []
+    assert host.calls == []
+
+
+def test_only_the_changed_file_is_named_and_rewritten():
+    host = host_with_etc()
+    run(host, [CHRONY, DEFAULTS])
+    host.calls.clear()
+    result = run(host, [CHRONY, dict(DEFAULTS, content='DAEMON_OPTS="-F 1 -x"\n')])
+    assert result["changed_paths"] == ["/etc/default/chrony"]
+    assert [f["changes"] for f in result["files"]] == [[], ["content"]]
+    assert host.calls == [("write", "/etc/default/chrony")]
+
+
+def test_attribute_change_is_applied_in_place():
+    host = FakeHost({"/etc": None})
+    host.add("/etc/token", "secret\n", mode=0o644)
+    result = run(host, [{"dest": "/etc/token", "content": "secret\n", "mode": "0600"}], diff=True)
+    assert result["files"][0]["changes"] == ["mode"]
+    assert host.calls == [("attributes", "/etc/token")]
+    assert result["diff"] == [
+        dict(
+            before_header="/etc/token",
+            after_header="/etc/token",
+            before={"path": "/etc/token", "state": "file", "mode": "0644", "owner": "root", "group": "root"},
+            after={"path": "/etc/token", "state": "file", "mode": "0600", "owner": "root", "group": "root"},
+        )
+    ]
+
+
+def test_diff_false_hides_the_text_everywhere():
+    host = FakeHost({"/etc": None})
+    host.add("/etc/token", "old-secret\n", mode=0o600)
+    result = run(host, [{"dest": "/etc/token", "content": "new-secret\n", "mode": "0600", "diff": False}], diff=True)
+    assert result["changed_paths"] == ["/etc/token"]
+    assert "secret" not in json.dumps(result)
+    assert result["diff"][0]["before"] == result["diff"][0]["after"] == fs.HIDDEN
+
+
+def test_unknown_owner_fails_a_real_run_and_warns_in_check_mode(capsys, monkeypatch):
+    host = FakeHost({"/etc": None})
+    files = [{"dest": "/etc/kafka.conf", "content": "x", "owner": "kafka"}]
+    warnings = []
+    with patch_module_args(dict(files=files, _ansible_check_mode=True)):
+        module = AnsibleModule(argument_spec=fs.ARGUMENT_SPEC, **fs.ARGUMENT_CONSTRAINTS)
+        monkeypatch.setattr(module, "warn", warnings.append)
+        result = fs.FileSetRunner(module, io=host).run()
+    assert result["changed_paths"] == ["/etc/kafka.conf"]
+    assert len(warnings) == 1 and "files[0] (/etc/kafka.conf).owner: no user kafka on this host" in warnings[0]
+    failed = run_failing(capsys, host, files)
+    assert failed["failed"] and "files[0] (/etc/kafka.conf).owner: no user kafka" in failed["msg"]
+    assert host.calls == []
+
+
+def test_plan_errors_change_nothing(capsys):
+    host = FakeHost({"/etc": None, "/etc/d": None})
+    failed = run_failing(capsys, host, [{"dest": "/etc/new", "content": "x"}, {"dest": "/etc/d", "content": "x"}])
+    assert "is a directory on the host" in failed["msg"]
+    assert host.calls == []
+
+
+def test_removals_come_last_deepest_first():
+    host = FakeHost({"/etc": None, "/etc/old": None})
+    host.add("/etc/old/a", "x")
+    run(
+        host,
+        [
+            {"dest": "/etc/old", "state": "absent"},
+            {"dest": "/etc/old/a", "state": "absent"},
+            {"dest": "/etc/new", "content": "n"},
+        ],
+    )
+    assert host.calls == [("write", "/etc/new"), ("remove", "/etc/old/a"), ("remove", "/etc/old")]
+
+
+def test_absent_refuses_a_directory_with_content():
+    host = FakeHost({"/etc": None, "/etc/old": None})
+    host.add("/etc/old/a", "x")
+    with pytest.raises(fs.FileSetError, match="not empty"):
+        fs.plan_file_set(entries({"dest": "/etc/old", "state": "absent"}), host)
+
+
+# --- the real file system ----------------------------------------------------------------------
+
+
+def test_local_files_end_to_end(tmp_path):
+    root = tmp_path / "etc"
+    root.mkdir()
+    (root / "link").symlink_to("/nowhere")
+    files = [
+        {"dest": str(root / "app" / "conf.d" / "a.conf"), "content": "a\n", "mode": "0640"},
+        {"dest": str(root / "link"), "content": "was a link\n"},
+        {"dest": str(root / "bin"), "state": "link", "src": "app"},
+    ]
+    host = fs.LocalFiles()
+    first = run(host, files)
+    assert first["made_directories"] == [str(root / "app"), str(root / "app" / "conf.d")]
+    written = root / "app" / "conf.d" / "a.conf"
+    assert written.read_text() == "a\n" and stat.S_IMODE(written.stat().st_mode) == 0o640
+    assert stat.S_IMODE((root / "app").stat().st_mode) == 0o755
+    assert not (root / "link").is_symlink() and (root / "link").read_text() == "was a link\n"
+    assert os.readlink(root / "bin") == "app"
+    assert sorted(p.name for p in (root / "app" / "conf.d").iterdir()) == ["a.conf"]  # no temp file left
+    assert run(host, files)["changed"] is False
