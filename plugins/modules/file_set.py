@@ -115,7 +115,8 @@ options:
       enabled:
         description:
           - With V(false) the entry is left out (not managed, listed in RV(left_out)); for a
-            role whose list has entries that only some hosts need.
+            role whose list has entries that only some hosts need. Nothing else of a left-out
+            entry is checked, so its O(files[].dest) may be empty.
         type: bool
         default: true
   owner:

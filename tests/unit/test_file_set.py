@@ -187,6 +187,11 @@ def test_check_entries_lists_every_problem_with_its_fix():
     assert "found none" in errors[7]
 
 
+def test_a_disabled_entry_is_not_checked():
+    got = entries({"dest": "", "state": "directory", "enabled": False}, {"dest": "/etc/a", "content": "a"})
+    assert fs.selected_entries(got, [], ["all"], [])[1] == [""]
+
+
 def test_on_the_host_a_file_needs_its_text():
     with pytest.raises(fs.FileSetError, match="run file_set as a task"):
         fs.check_entries([{"dest": "/etc/a", "template": "a.j2"}], on_controller=False)

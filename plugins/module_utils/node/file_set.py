@@ -118,6 +118,15 @@ def check_entries(files, owner=None, group=None, directory_mode="0755", on_contr
         given = dict((k, v) for k, v in raw.items() if v is not None)
         dest = given.get("dest")
         named = "%s (%s)" % (where, dest) if isinstance(dest, str) else where
+        try:
+            enabled = boolean(given.get("enabled", True), strict=True)
+        except TypeError:
+            err.fail(named + ".enabled", "%r is not a boolean" % (given["enabled"],), "use true or false")
+            continue
+        if not enabled:
+            # left out as it is: a role may give an empty dest to an entry some hosts do not need
+            entries.append(dict(dest=str(dest or ""), tags=[], enabled=False))
+            continue
         for key in sorted(given):
             if key not in ENTRY_SPEC:
                 err.fail("%s.%s" % (named, key), "is not a file_set entry key", _did_you_mean(key))
@@ -172,7 +181,7 @@ def check_entries(files, owner=None, group=None, directory_mode="0755", on_contr
                     err.fail("%s.%s" % (where, key), "a %s has no %s" % (state, key), "remove %s" % key)
             entry_owner = entry_group = None
         flags = {}
-        for key in ("diff", "enabled"):
+        for key in ("diff",):
             try:
                 flags[key] = boolean(given.get(key, True), strict=True)
             except TypeError:
@@ -196,7 +205,7 @@ def check_entries(files, owner=None, group=None, directory_mode="0755", on_contr
                 mode=parse_mode(mode) if mode is not None else DEFAULT_MODES.get(state),
                 diff=flags.get("diff", True),
                 tags=[str(t) for t in tags],
-                enabled=flags.get("enabled", True),
+                enabled=True,
             )
         )
     err.raise_if_any()
@@ -235,6 +244,7 @@ def selected_entries(entries, task_tags=(), only_tags=(), skip_tags=()):
     entry_tags = set()
     for entry in entries:
         entry_tags.update(entry["tags"])
+    # (a disabled entry carries no tags: check_entries() keeps only its dest)
     inherited = set(str(t) for t in task_tags or ()) - entry_tags - {"always"}
     chosen, left_out = [], []
     for entry in entries:
@@ -599,6 +609,7 @@ class FileSetRunner:
             entries = check_entries(
                 params["files"], params["owner"], params["group"], params["directory_mode"], on_controller=False
             )
+            entries = [entry for entry in entries if entry["enabled"]]
             directory_mode = parse_mode(params["directory_mode"])
             plan = plan_file_set(entries, self.io)
         except FileSetError as exc:
