@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
@@ -469,3 +470,105 @@ def test_local_files_end_to_end(tmp_path):
     assert os.readlink(root / "bin") == "app"
     assert sorted(p.name for p in (root / "app" / "conf.d").iterdir()) == ["a.conf"]  # no temp file left
     assert run(host, files)["changed"] is False
+
+
+# --- the action and the module together, on this machine --------------------------------------
+
+ROLE_TASKS = """
+- name: The template the old way, to compare
+  ansible.builtin.template:
+    src: app.conf.j2
+    dest: "{{ out }}/builtin.conf"
+    mode: "0644"
+  tags: [always]
+
+- name: The role's files
+  idcloud.platform.file_set:
+    files:
+      - dest: "{{ out }}/etc/app.conf"
+        template: app.conf.j2
+        tags: [demo_config]
+      - dest: "{{ out }}/etc/logrotate"
+        copy: logrotate
+        mode: "0640"
+        tags: [demo_logs]
+      - dest: "{{ out }}/etc/token"
+        content: "token {{ demo_token }}\\n"
+        mode: "0600"
+        diff: false
+        tags: [demo_config]
+      - dest: ""
+        state: directory
+        enabled: false
+  register: demo_files
+  tags: [always]
+
+- name: Keep the result
+  ansible.builtin.copy:
+    content: "{{ demo_files | to_json }}"
+    dest: "{{ out }}/result.json"
+    mode: "0644"
+  check_mode: false
+  diff: false
+  tags: [always]
+"""
+
+
+@pytest.fixture
+def playbook(tmp_path):
+    role = tmp_path / "roles" / "demo"
+    for sub in ("tasks", "templates", "files"):
+        (role / sub).mkdir(parents=True)
+    (role / "tasks" / "main.yml").write_text(ROLE_TASKS)
+    (role / "templates" / "app.conf.j2").write_text(
+        "# {{ ansible_managed }}\n{% for s in demo_servers %}\nserver {{ s }}\n{% endfor %}\n"
+    )
+    (role / "files" / "logrotate").write_text("/var/log/app/*.log { daily }\n")
+    (tmp_path / "out").mkdir()
+    play = tmp_path / "play.yml"
+    play.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: demo\n      tags: [demo]\n")
+    return tmp_path
+
+
+def play(run_ansible, where, *args, token="one"):
+    proc = run_ansible(
+        "ansible-playbook",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        "ansible_python_interpreter=%s" % sys.executable,
+        "-e",
+        "out=%s" % (where / "out"),
+        "-e",
+        '{"demo_servers": ["10.0.0.1", "10.0.0.2"], "demo_token": "%s"}' % token,
+        str(where / "play.yml"),
+        *args,
+        cwd=where,
+        env={"ANSIBLE_ROLES_PATH": str(where / "roles"), "ANSIBLE_LOCALHOST_WARNING": "false"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc, json.loads((where / "out" / "result.json").read_text())
+
+
+def test_action_renders_on_the_controller_and_the_module_writes(run_ansible, playbook):
+    out = playbook / "out"
+    proc, checked = play(run_ansible, playbook, "--check", "--diff")
+    assert checked["changed_paths"] == [str(out / "etc" / f) for f in ("app.conf", "logrotate", "token")]
+    assert checked["made_directories"] == [str(out / "etc")] and not (out / "etc").exists()
+    assert checked["left_out"] == [""]
+    assert "server 10.0.0.2" in proc.stdout and "token one" not in proc.stdout
+
+    proc, first = play(run_ansible, playbook)
+    assert first["changed"] and "token one" not in proc.stdout + json.dumps(first)
+    assert (out / "etc" / "app.conf").read_bytes() == (out / "builtin.conf").read_bytes()
+    assert (out / "etc" / "logrotate").read_text() == "/var/log/app/*.log { daily }\n"
+    assert stat.S_IMODE((out / "etc" / "token").stat().st_mode) == 0o600
+
+    _, second = play(run_ansible, playbook)
+    assert not second["changed"] and second["changed_paths"] == []
+
+    # a new token, but only the logs section selected (and the role's tag inherited): the token is left out
+    _, logs_only = play(run_ansible, playbook, "--tags", "demo_logs", token="two")
+    assert logs_only["changed_paths"] == [] and str(out / "etc" / "token") in logs_only["left_out"]
