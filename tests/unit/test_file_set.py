@@ -267,9 +267,7 @@ def test_fresh_host_plans_parents_and_files_without_touching_anything():
 
 def test_parent_that_is_a_file_is_an_error():
     host = FakeHost({"/etc": None, "/etc/chrony": "not a directory"})
-    with pytest.raises(
-        fs.FileSetError, match=r"files\[0\] \(/etc/chrony/chrony.conf\): /etc/chrony is not a directory"
-    ):
+    with pytest.raises(fs.FileSetError, match=r"/etc/chrony/chrony.conf: /etc/chrony is not a directory"):
         fs.plan_file_set(entries(CHRONY), host)
 
 
@@ -319,8 +317,8 @@ def test_a_link_at_a_file_dest_is_replaced_and_other_kinds_refused():
             entries({"dest": "/etc/d", "content": "x"}, {"dest": "/etc/f", "state": "directory"}),
             host,
         )
-    assert caught.value.errors[0].startswith("files[0] (/etc/d): is a directory on the host, not a file; fix:")
-    assert caught.value.errors[1].startswith("files[1] (/etc/f): is a file on the host, not a directory; fix:")
+    assert caught.value.errors[0].startswith("/etc/d: is a directory on the host, not a file; fix:")
+    assert caught.value.errors[1].startswith("/etc/f: is a file on the host, not a directory; fix:")
 
 
 def test_a_directory_entry_is_not_also_an_implicit_parent():
@@ -414,9 +412,9 @@ def test_unknown_owner_fails_a_real_run_and_warns_in_check_mode(capsys, monkeypa
         monkeypatch.setattr(module, "warn", warnings.append)
         result = fs.FileSetRunner(module, io=host).run()
     assert result["changed_paths"] == ["/etc/kafka.conf"]
-    assert len(warnings) == 1 and "files[0] (/etc/kafka.conf).owner: no user kafka on this host" in warnings[0]
+    assert len(warnings) == 1 and "/etc/kafka.conf: owner kafka: no such user on this host" in warnings[0]
     failed = run_failing(capsys, host, files)
-    assert failed["failed"] and "files[0] (/etc/kafka.conf).owner: no user kafka" in failed["msg"]
+    assert failed["failed"] and "/etc/kafka.conf: owner kafka: no such user" in failed["msg"]
     assert host.calls == []
 
 

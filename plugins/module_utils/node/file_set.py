@@ -326,9 +326,10 @@ def plan_file_set(entries, io):
     named_dirs = set(e["dest"] for e in entries if e["state"] == "directory")
     removed = set(e["dest"] for e in entries if e["state"] == "absent")
     parents = {}
-    for index, entry in enumerate(entries):
+    for entry in entries:
         dest, state = entry["dest"], entry["state"]
-        where = "files[%d] (%s)" % (index, dest)
+        # the dest, not the index: entries left out on the controller shift the indices here
+        where = dest
         item = EntryPlan(entry=entry, before=io.lstat(dest))
         plan.entries.append(item)
         before = item.before
@@ -340,7 +341,8 @@ def plan_file_set(entries, io):
             value = _resolve(entry[key], lookup)
             if entry[key] is not None and value is None:
                 plan.unknown_ids.append(
-                    "%s.%s: no %s %s on this host" % (where, key, "user" if key == "owner" else "group", entry[key])
+                    "%s: %s %s: no such %s on this host"
+                    % (where, key, entry[key], "user" if key == "owner" else "group")
                 )
             setattr(item, "uid" if key == "owner" else "gid", value)
         if state == "absent":
